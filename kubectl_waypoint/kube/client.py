@@ -94,6 +94,11 @@ class Cluster:
             from kubernetes.client import ApiClient
 
             configuration = self.target.client_configuration()
+            if not configuration.verify_ssl:
+                # The user chose insecure-skip-tls-verify; kubectl does not nag about it either.
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self._api_client = ApiClient(configuration)
             self._api_client.user_agent = f"kubectl-waypoint/{__version__}"
         return self._api_client

@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from . import __version__
 from .errors import ExitCode
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -6,11 +6,9 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 
 import pytest

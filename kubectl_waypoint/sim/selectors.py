@@ -102,8 +102,8 @@ def parse_label_selector(text: str) -> Matcher:
                     values.add(token)
                 if op == "in":
                     if not values:
-                        raise SelectorError(f"unable to parse requirement: values: Invalid value: []: for 'in', "
-                                            f"'notin' operators, values set can't be empty")
+                        raise SelectorError("unable to parse requirement: values: Invalid value: []: for 'in', "
+                                            "'notin' operators, values set can't be empty")
                     requirements.append(lambda labels, k=key, vs=frozenset(values): labels.get(k) in vs)
                 else:
                     requirements.append(lambda labels, k=key, vs=frozenset(values): labels.get(k) not in vs)

@@ -197,7 +197,7 @@ class ObjectStore:
             lo = max(lo, bisect.bisect_right(keys, after))
         items: list[bytes] = []
         filtered = labels is not None or fields is not None
-        index = lo
+        index = last_index = lo
         while index < hi:
             entry = entries.get(keys[index])
             index += 1

@@ -63,3 +63,17 @@ def test_plugin_dispatch_through_real_kubectl(tmp_path):
     assert json.loads(done.stdout)["kind"] == "Version"
     usage = subprocess.run([kubectl_binary(), "waypoint", "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert "Usage: kubectl waypoint" in usage.stdout
+
+
+def test_frozen_build_gives_children_the_users_library_path(monkeypatch):
+    """PyInstaller points LD_LIBRARY_PATH at its bundle; credential plugins must get the user's."""
+    from kubectl_waypoint.__main__ import _restore_child_environment
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/tmp/_MEI123")
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/opt/users-own-libs")
+    _restore_child_environment()
+    assert os.environ["LD_LIBRARY_PATH"] == "/opt/users-own-libs" and "LD_LIBRARY_PATH_ORIG" not in os.environ
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/tmp/_MEI123")
+    _restore_child_environment()  # the user had none
+    assert "LD_LIBRARY_PATH" not in os.environ

@@ -498,19 +498,6 @@ def test_exec_plugin_sees_what_real_kubectl_gives_it(tmp_path):
     assert read(seen) == from_kubectl
 
 
-@pytest.mark.parametrize("bundle_env, seen", [
-    ({"LD_LIBRARY_PATH": "/tmp/_MEI123", "LD_LIBRARY_PATH_ORIG": "/opt/lib"}, "/opt/lib"),
-    ({"LD_LIBRARY_PATH": "/tmp/_MEI123"}, "unset"),
-])
-def test_exec_plugin_gets_the_library_path_from_before_a_pyinstaller_bundle(tmp_path, monkeypatch, bundle_env, seen):
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    command = write_plugin(tmp_path / "bin" / "libpath", f"""\
-        printf '{{"apiVersion":"{EXEC_V1}","kind":"ExecCredential","status":{{"token":"%s"}}}}' "${{LD_LIBRARY_PATH-unset}}"
-    """)
-    target = resolve(tmp_path, env=bundle_env, kubeconfig=exec_kubeconfig(tmp_path, {"command": command}))
-    assert target.client_configuration().api_key["BearerToken"] == f"Bearer {seen}"
-
-
 def test_exec_plugin_found_on_path_returning_a_client_certificate(tmp_path):
     bin_dir = tmp_path / "bin"
     status = {"clientCertificateData": "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n",

@@ -390,7 +390,7 @@ def run_exec_plugin(exec_config: Mapping[str, Any], *, who: str, cluster: Mappin
         raise ClusterUnavailable(f"{label} was not found: " + (hint or "install it or fix the command in the kubeconfig"))
     spec: dict[str, Any] = {"cluster": exec_cluster_info(cluster)} if exec_config.get("provideClusterInfo") else {}
     spec["interactive"] = interactive
-    env = _without_bundle_libraries(environ)
+    env = dict(environ)  # __main__ already restored the user's LD_LIBRARY_PATH in a frozen build
     env.update({str(item.get("name")): str(item.get("value", ""))
                 for item in exec_config.get("env") or [] if isinstance(item, dict)})
     # Byte for byte what kubectl sets, trailing newline included (Go's json.Encoder).
@@ -407,19 +407,6 @@ def run_exec_plugin(exec_config: Mapping[str, Any], *, who: str, cluster: Mappin
     if process.returncode:
         raise ClusterUnavailable(f"{label} failed with exit code {process.returncode}: see its message above")
     return _exec_status(process.stdout, api_version, label)
-
-
-def _without_bundle_libraries(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment with LD_LIBRARY_PATH as the user set it: a PyInstaller bundle points it at
-    its own libraries (keeping the original in LD_LIBRARY_PATH_ORIG), which breaks plugins like aws."""
-    env = dict(environ)
-    if getattr(sys, "frozen", False) and "LD_LIBRARY_PATH" in env:
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is None:
-            del env["LD_LIBRARY_PATH"]
-        else:
-            env["LD_LIBRARY_PATH"] = original
-    return env
 
 
 def _exec_interactive(mode: str, stdin_is_terminal: bool, label: str) -> bool:

@@ -1,0 +1,350 @@
+"""The single executable, its release archive and the Krew manifests, checked offline.
+
+The executable is built once per session with the documented command's code (build/build.py)
+into a temporary folder, then put on a PATH the tests control, where the real kubectl finds it.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+import yaml
+
+import kubectl_waypoint
+from conftest import kubectl_binary
+from kubectl_waypoint.sim import SimCluster
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAG = f"v{kubectl_waypoint.__version__}"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"waypoint_build_{name}", os.path.join(REPO, "build", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load("build")
+archive = _load("archive")
+krew = _load("krew")
+
+
+def sample_paths() -> list[str]:
+    for candidate in (os.path.join(REPO, "..", "shared"), os.path.join(REPO, "shared")):
+        found = sorted(glob.glob(os.path.join(candidate, "reference", "krew-index-samples", "*.yaml")))
+        if found:
+            return found
+    pytest.fail("the krew-index samples (shared/reference/krew-index-samples) are missing")
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+# -- the build, once per session -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """(executable, archive) from build/build.py, built into a temporary folder."""
+    if importlib.util.find_spec("PyInstaller") is None:
+        pytest.fail("PyInstaller is not installed: pip install -e '.[test]' brings it")
+    folder = tmp_path_factory.mktemp("build")
+    log = folder / "build.log"
+    started = time.monotonic()
+    with open(log, "w") as stream:
+        result = subprocess.run([sys.executable, os.path.join(REPO, "build", "build.py"),
+                                 "--dist", str(folder / "dist"), "--work", str(folder / "work")],
+                                stdout=stream, stderr=subprocess.STDOUT, timeout=900, check=False)
+    if result.returncode:
+        pytest.fail(f"build/build.py failed:\n{log.read_text()[-4000:]}")
+    print(f"\nbuild/build.py took {time.monotonic() - started:.0f}s")
+    os_name, arch = build.krew_platform()
+    executable = str(folder / "dist" / "kubectl-waypoint")
+    return executable, str(folder / "dist" / build.archive_name(TAG, os_name, arch))
+
+
+@pytest.fixture(scope="session")
+def plugin_bin(built, tmp_path_factory):
+    """A PATH folder laid out as Krew leaves it, plus the completion link of the README one-liner."""
+    folder = tmp_path_factory.mktemp("krew-bin")
+    store = tmp_path_factory.mktemp("krew-store")
+    os_name, arch = build.krew_platform()
+    manifest = render_krew_template(built[1])
+    installed = krew.install(krew.platform_for(manifest, os_name, arch), built[1], str(store / TAG))
+    os.symlink(installed, folder / "kubectl-waypoint")
+    os.symlink("kubectl-waypoint", folder / "kubectl_complete-waypoint")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def bookinfo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sim")
+    with SimCluster("bookinfo", tls=True) as sim:
+        sim.kubeconfig = sim.write_kubeconfig(str(folder / "kubeconfig"))
+        yield sim
+
+
+def run(argv, path=None, env=None, **kwargs):
+    environment = dict(os.environ, **(env or {}))
+    if path is not None:
+        environment["PATH"] = path
+    return subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=120, **kwargs)
+
+
+# -- the executable -------------------------------------------------------------------------------
+
+def test_version_reports_the_version_and_the_commit_it_was_built_from(built):
+    result = run([built[0], "version", "-o", "json"])
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["version"] == TAG
+    assert info["commit"] == build.commit_stamp() != "unknown (source install)"
+
+
+def test_the_build_leaves_no_stamp_in_the_source_tree(built):
+    assert not os.path.exists(os.path.join(REPO, "kubectl_waypoint", "_build.py"))
+
+
+def test_kubectl_finds_the_plugin_and_lists_it_without_warnings(plugin_bin):
+    listed = run([kubectl_binary(), "plugin", "list"], path=plugin_bin)
+    assert listed.returncode == 0, listed.stderr
+    assert os.path.join(plugin_bin, "kubectl-waypoint") in listed.stdout
+    assert "warning" not in (listed.stdout + listed.stderr).lower()
+    version = run([kubectl_binary(), "waypoint", "version"], path=plugin_bin)
+    assert version.returncode == 0 and version.stdout.startswith(f"kubectl-waypoint {TAG} (commit ")
+
+
+def test_kubectl_waypoint_skew_against_the_simulated_cluster(plugin_bin, bookinfo):
+    result = run([kubectl_binary(), "waypoint", "skew", "--kubeconfig", bookinfo.kubeconfig], path=plugin_bin)
+    assert result.returncode == 0, result.stderr
+    assert "result: pass" in result.stdout
+
+
+def test_the_demo_runs_from_the_single_file(built):
+    # The simulated cluster makes its certificate with the openssl command, a child process that
+    # must load the system's libssl, not the bundle's.
+    result = run([built[0], "demo", "-o", "json"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["result"] == "pass"
+
+
+@pytest.mark.parametrize("users_library_path", ["/opt/users-own-libs", None])
+def test_credential_plugins_get_the_users_library_path(built, bookinfo, tmp_path, users_library_path):
+    seen = tmp_path / "seen"
+    plugin = tmp_path / "credential-plugin"
+    plugin.write_text("#!/bin/sh\n"
+                      f'printf "%s" "${{LD_LIBRARY_PATH-unset}}" > "{seen}"\n'
+                      'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+                      f'"status":{{"token":"{bookinfo.token}"}}}}\'\n')
+    plugin.chmod(0o755)
+    config = yaml.safe_load(open(bookinfo.kubeconfig))
+    config["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
+                                           "interactiveMode": "Never"}}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    if users_library_path:
+        env["LD_LIBRARY_PATH"] = users_library_path
+    result = subprocess.run([built[0], "skew", "--kubeconfig", str(kubeconfig)], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert seen.read_text() == (users_library_path or "unset")
+
+
+def test_completion_through_kubectl_reaches_the_single_file(plugin_bin, bookinfo):
+    def kubectl_complete(*words):
+        result = run([kubectl_binary(), "__complete", "waypoint", *words], path=plugin_bin, check=True)
+        return result.stdout.splitlines()
+
+    assert kubectl_complete("sk")[0].split("\t")[0] == "skew"
+    assert kubectl_complete("skew", "--kubeconfig", bookinfo.kubeconfig, "-n", "istio") == ["istio-system", ":4"]
+
+
+# -- the release archive ---------------------------------------------------------------------------
+
+def test_the_archive_holds_the_executable_and_license_as_krew_wants(built):
+    assert krew.archive_problems(built[1]) == []
+    assert krew.archive_entries(built[1]) == [("LICENSE", "file", 0o644), ("kubectl-waypoint", "file", 0o755)]
+    with tarfile.open(built[1]) as tar:
+        members = tar.getmembers()
+        assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+        assert {m.mtime for m in members} == {build.source_date_epoch()}
+        assert tar.extractfile("kubectl-waypoint").read() == open(built[0], "rb").read()
+    with open(built[1], "rb") as stream:
+        header = stream.read(10)
+    assert int.from_bytes(header[4:8], "little") == build.source_date_epoch()  # gzip mtime, and no file name:
+    assert header[3] & 0x08 == 0
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
+def test_archives_of_the_same_files_are_byte_identical(tmp_path, suffix):
+    program, license_file = tmp_path / "prog", tmp_path / "LICENSE"
+    program.write_bytes(b"#!/bin/sh\n")
+    license_file.write_text("license text")
+    members = [archive.Member("prog", str(program), 0o755), archive.Member("LICENSE", str(license_file))]
+    first = archive.write_archive(str(tmp_path / f"one{suffix}"), members, 1700000000)
+    os.utime(program, (0, 0))  # the files' own times must not matter
+    second = archive.write_archive(str(tmp_path / f"two{suffix}"), list(reversed(members)), 1700000000)
+    assert sha256(first) == sha256(second)
+    assert krew.archive_entries(first) == [("LICENSE", "file", 0o644), ("prog", "file", 0o755)]
+
+
+def test_archive_refuses_names_that_escape(tmp_path):
+    (tmp_path / "f").write_text("x")
+    for name in ("../f", "/etc/f"):
+        with pytest.raises(ValueError):
+            archive.write_archive(str(tmp_path / "a.tar.gz"), [archive.Member(name, str(tmp_path / "f"))], 0)
+
+
+def _tar_with(path, entries):
+    """A .tar.gz with raw entries: (name, type, payload)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, 0o755
+            if kind == tarfile.SYMTYPE:
+                info.linkname = payload
+                tar.addfile(info)
+            else:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    return str(path)
+
+
+@pytest.mark.parametrize("entries, problem", [
+    ([("kubectl-waypoint", tarfile.SYMTYPE, "/bin/sh"), ("LICENSE", tarfile.REGTYPE, b"l")], "symlink"),
+    ([("../kubectl-waypoint", tarfile.REGTYPE, b"x"), ("LICENSE", tarfile.REGTYPE, b"l")], "suspicious"),
+    ([("/kubectl-waypoint", tarfile.REGTYPE, b"x"), ("LICENSE", tarfile.REGTYPE, b"l")], "absolute"),
+    ([("kubectl-waypoint", tarfile.REGTYPE, b"x")], "LICENSE"),
+    ([("bin/kubectl-waypoint", tarfile.REGTYPE, b"x"), ("LICENSE", tarfile.REGTYPE, b"l")], "cannot be found"),
+])
+def test_krew_install_refuses_bad_archives(tmp_path, entries, problem):
+    bad = _tar_with(tmp_path / "bad.tar.gz", entries)
+    platform = {"bin": "kubectl-waypoint", "sha256": sha256(bad), "selector": {"matchLabels": {"os": "linux"}}}
+    with pytest.raises(krew.KrewError, match=problem):
+        krew.install(platform, bad, str(tmp_path / "installed"))
+
+
+def test_krew_install_refuses_a_wrong_checksum(built, tmp_path):
+    platform = {"bin": "kubectl-waypoint", "sha256": "0" * 64}
+    with pytest.raises(krew.KrewError, match="checksum does not match"):
+        krew.install(platform, built[1], str(tmp_path / "installed"))
+
+
+# -- the Krew manifests ----------------------------------------------------------------------------
+
+def render_krew_template(local_archive: str) -> dict:
+    """.krew.yaml as krew-release-bot renders it for TAG; this machine's archive gives its real
+    sha256, the archives built on other machines a stand-in derived from their names."""
+    with open(os.path.join(REPO, ".krew.yaml"), encoding="utf-8") as stream:
+        text = stream.read()
+
+    def sha256_of_url(url: str) -> str:
+        name = url.rsplit("/", 1)[1]
+        return sha256(local_archive) if name == os.path.basename(local_archive) else hashlib.sha256(name.encode()).hexdigest()
+
+    return yaml.safe_load(krew.render_template(text, TAG, sha256_of_url))
+
+
+@pytest.mark.parametrize("path", sample_paths(), ids=os.path.basename)
+def test_every_manifest_accepted_by_krew_index_passes(path):
+    with open(path, encoding="utf-8") as stream:
+        assert krew.validate_manifest(yaml.safe_load(stream), os.path.basename(path)) == []
+
+
+def _without(key):
+    return lambda m: m["spec"].pop(key)
+
+
+CORRUPTIONS = {
+    "version without v": (lambda m: m["spec"].update(version="0.6.0"), "failed to parse plugin version"),
+    "version not semver": (lambda m: m["spec"].update(version="v0.6"), "failed to parse plugin version"),
+    "upper-case sha256": (lambda m: m["spec"]["platforms"][0].update(sha256=m["spec"]["platforms"][0]["sha256"].upper()),
+                          "`sha256` value"),
+    "no bin": (lambda m: m["spec"]["platforms"][0].pop("bin"), "`bin` has to be set"),
+    "no uri": (lambda m: m["spec"]["platforms"][0].pop("uri"), "`uri` has to be set"),
+    "selector key": (lambda m: m["spec"]["platforms"][0]["selector"]["matchLabels"].update(distro="debian"),
+                     "key 'distro' not supported"),
+    "no selector": (lambda m: m["spec"]["platforms"][0].pop("selector"), "nil selector"),
+    "overlap": (lambda m: m["spec"]["platforms"].append(copy.deepcopy(m["spec"]["platforms"][0])), "overlapping"),
+    "unsupported platform": (lambda m: m["spec"]["platforms"][0]["selector"]["matchLabels"].update(os="plan9"),
+                             "doesn't match any supported platforms"),
+    "renamed": (lambda m: m["metadata"].update(name="forest"), "plugin should be named 'tree'"),
+    "two-line short description": (lambda m: m["spec"].update(shortDescription="a\nb"), "line breaks"),
+    "no short description": (_without("shortDescription"), "should have a short description"),
+    "no platforms": (lambda m: m["spec"].update(platforms=[]), "should have a platform specified"),
+    "empty files": (lambda m: m["spec"]["platforms"][0].update(files=[]), "`files` has to be unspecified or non-empty"),
+    "wrong kind": (lambda m: m.update(kind="Plugins"), "kind='Plugins'"),
+    "old apiVersion": (lambda m: m.update(apiVersion="krew.googlecontainertools.github.com/v1alpha1"), "apiVersion"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_copies_of_an_accepted_manifest_are_refused(corruption):
+    mutate, problem = CORRUPTIONS[corruption]
+    path = next(p for p in sample_paths() if p.endswith("tree.yaml"))
+    with open(path, encoding="utf-8") as stream:
+        manifest = yaml.safe_load(stream)
+    mutate(manifest)
+    problems = krew.validate_manifest(manifest, "tree.yaml")
+    assert any(problem in p for p in problems), problems
+
+
+PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64"), ("windows", "amd64")]
+
+
+def _check_release_manifest(manifest: dict) -> None:
+    assert krew.validate_manifest(manifest, "waypoint.yaml") == []
+    assert manifest["spec"]["version"] == TAG
+    homepage = manifest["spec"]["homepage"]
+    for os_name, arch in PLATFORMS:
+        platform = krew.platform_for(manifest, os_name, arch)
+        suffix = ".zip" if os_name == "windows" else ".tar.gz"
+        assert platform["uri"] == f"{homepage}/releases/download/{TAG}/kubectl-waypoint_{TAG}_{os_name}_{arch}{suffix}"
+        assert platform["bin"] == "kubectl-waypoint" + (".exe" if os_name == "windows" else "")
+    assert len(manifest["spec"]["platforms"]) == len(PLATFORMS)
+    for field in ("shortDescription", "description", "caveats"):  # validate-krew-manifest warns past 70/80
+        limit = 70 if field == "shortDescription" else 80
+        assert all(len(line) <= limit for line in manifest["spec"][field].splitlines()), field
+
+
+def test_the_rendered_template_installs_this_platforms_archive_like_krew(built, tmp_path):
+    manifest = render_krew_template(built[1])
+    _check_release_manifest(manifest)
+    platform = krew.platform_for(manifest, *build.krew_platform())
+    binary = krew.install(platform, built[1], str(tmp_path / "store" / TAG))
+    assert os.stat(binary).st_mode & stat.S_IXUSR
+    assert os.path.isfile(tmp_path / "store" / TAG / "LICENSE")
+
+
+def test_the_template_uses_only_what_the_release_bot_understands():
+    with pytest.raises(krew.KrewError, match="unsupported"):
+        krew.render_template("version: {{ .Tag }}\n", TAG, lambda url: "0" * 64)
+
+
+def test_plugin_yaml_is_the_template_rendered_for_the_current_release():
+    with open(os.path.join(REPO, "plugin.yaml"), encoding="utf-8") as stream:
+        manifest = yaml.safe_load(stream)
+    _check_release_manifest(manifest)
+    published = {p["uri"]: p["sha256"] for p in manifest["spec"]["platforms"]}
+    with open(os.path.join(REPO, ".krew.yaml"), encoding="utf-8") as stream:
+        rendered = yaml.safe_load(krew.render_template(stream.read(), manifest["spec"]["version"],
+                                                       lambda uri: json.dumps(published[uri])))
+    assert rendered == manifest

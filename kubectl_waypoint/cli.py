@@ -133,6 +133,94 @@ def skew(flags, all_namespaces: bool, output: str) -> int:
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
+@cluster_options(all_namespaces=False)
+@output_option("table", "short", "json", "yaml")
+@click.option("--only", multiple=True, metavar="CATEGORY|ID,...",
+              help="Run only these categories or checks (control-plane, waypoints, proxy-status, skew, routing, "
+                   "authorization, or check ids).")
+@click.option("--skip", multiple=True, metavar="CATEGORY|ID,...", help="Leave out these categories or checks.")
+@click.option("--wait", "wait", default="0", metavar="DURATION", show_default=True,
+              help="Retry failing checks until they pass or this much time has passed (e.g. 2m).")
+@click.option("--junit-file", metavar="PATH", help="Also write the results as JUnit XML (one testcase per check).")
+@click.option("--client", metavar="[NS/]pod/NAME|deploy/NAME",
+              help="Client pod for the routing and authorization probes (default: chosen automatically).")
+@click.option("--probe-config", metavar="FILE", help="YAML describing routing and authorization probes explicitly.")
+@click.option("--proxy-status-file", metavar="FILE",
+              help="Saved output of istioctl proxy-status, where exec into istiod is not allowed.")
+@click.option("--alpha", type=float, default=0.001, show_default=True,
+              help="Significance level of the routing split test.")
+@click.option("--timeout", "timeout", default="5s", show_default=True, metavar="DURATION",
+              help="Timeout of each probe request.")
+@common_options
+@with_cluster_flags
+def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_config, proxy_status_file,
+           alpha: float, timeout: str) -> int:
+    """Run the post-upgrade checks for one namespace: control plane, waypoints, sync, skew, L7.
+
+    Each check ends pass, warn, fail, skip or inconclusive, with the evidence and a hint. Exit 0
+    when nothing failed (warnings allowed), 1 when a check failed, 4 when something could not be
+    decided (for example istiod's sync status could not be read).
+    """
+    from .checks.catalogue import split_names
+    from .commands import build_verify_options, run_verify
+    from .kube.config import parse_duration
+
+    options = build_verify_options(client=client, probe_config=probe_config, proxy_status_file=proxy_status_file,
+                                   alpha=alpha, timeout_s=parse_duration(timeout, "--timeout") or 5.0)
+    return run_verify(flags, options=options, only=split_names(only), skip=split_names(skip),
+                      wait_s=parse_duration(wait, "--wait") or 0.0, output=output, junit_file=junit_file,
+                      no_colour=_settings().get("no_color", False))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("client", metavar="CLIENT")
+@click.argument("url", metavar="URL")
+@cluster_options(all_namespaces=False)
+@click.option("-c", "--container", metavar="NAME",
+              help="Container to send from (default: the pod's first container that is not a proxy).")
+@click.option("--count", type=int, metavar="N",
+              help="Requests to send (default: enough for the split test's power; 50 for status checks).")
+@click.option("--expect-split", metavar="NAME=WEIGHT,...",
+              help="Expected traffic split by backend name (unset weight = 1, 0 = no traffic).")
+@click.option("--route", metavar="[NS/]HTTPROUTE", help="Read the expected split from this HTTPRoute's backendRefs.")
+@click.option("--match", metavar="REGEX",
+              help="What in a response names the backend (first capture group); default: any backend name.")
+@click.option("--expect-status", metavar="CODE", help="Every request must get this HTTP status (default: any 2xx).")
+@click.option("--expect-denied", is_flag=False, flag_value="any", default=None, metavar="[=l7|l4|any]",
+              help="Every request must be denied: l7 (403 RBAC: access denied), l4 (reset) or any.")
+@click.option("--method", default="GET", show_default=True, metavar="METHOD", help="HTTP method.")
+@click.option("-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra header (repeatable).")
+@click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Limit for each request.")
+@click.option("--alpha", type=float, default=0.001, show_default=True,
+              help="Significance of the split test: the chance to fail a correct split.")
+@click.option("--duration", metavar="DURATION", help="Continuous mode: keep probing this long (Ctrl-C ends early).")
+@click.option("--interval", metavar="DURATION", help="Continuous mode: one request this often (default 1s).")
+@click.option("--min-availability", type=float, default=1.0, show_default=True,
+              help="Share of requests that must be answered as expected.")
+@output_option("table", "json", "yaml")
+@common_options
+@with_cluster_flags
+def probe(flags, output: str, **options) -> int:
+    """Send requests from CLIENT to URL through the mesh and judge them.
+
+    CLIENT is pod/NAME, deploy/NAME or a pod name in -n's namespace. Each request uses a new
+    connection; the command runs as an argument vector, never through a shell.
+
+    \b
+    Split:      kubectl waypoint probe -n curl deploy/curl http://productpage.bookinfo:9080/productpage \\
+                  --route bookinfo/reviews
+    Denied:     kubectl waypoint probe -n bookinfo deploy/ratings-v1 http://productpage:9080/productpage \\
+                  --expect-denied=l7
+    Continuous: kubectl waypoint probe -n curl deploy/curl http://reviews.bookinfo:9080/reviews/0 \\
+                  --duration 5m --interval 1s --min-availability 0.99
+    """
+    from .probe.command import ProbeOptions, run_probe_command
+
+    return run_probe_command(flags, ProbeOptions(**options), output=output,
+                             no_colour=_settings().get("no_color", False))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--scenario", default="bookinfo", show_default=True, metavar="NAME",
               help="Simulated cluster to start (see --list-scenarios).")
 @click.option("--list-scenarios", is_flag=True, help="List the simulated scenarios and exit.")
@@ -166,3 +254,9 @@ def version(output: str) -> int:
 
         emit(dump(info, output))
     return ExitCode.OK
+
+
+# kubectl's plugin completion protocol: a hidden `__complete` command; completers attach by parameter name.
+from .completion import register as register_completion  # noqa: E402  (needs every command defined above)
+
+register_completion(cli)

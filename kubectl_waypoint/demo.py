@@ -13,10 +13,11 @@ import threading
 
 import click
 
-from .commands import RESULT_EXIT_CODES, connect, render_skew_output, skew_result
+from .commands import RESULT_EXIT_CODES, connect, render_skew_output, render_verify_output, skew_result
 from .errors import BadInput, ExitCode
 
 RESULT_ORDER = ["pass", "warn", "inconclusive", "fail"]
+DEMO_NAMESPACE = "bookinfo"  # every bundled scenario builds on the Bookinfo mesh
 
 
 def _scenario(name: str):
@@ -36,27 +37,38 @@ def list_demo_scenarios() -> str:
 
 
 def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
+    """skew for the whole mesh, then verify for the Bookinfo namespace, as a user would run them."""
+    from .checks.catalogue import load_catalogue
+    from .checks.facts import VerifyFacts, VerifyOptions
+    from .checks.judges import JUDGES
+    from .checks.runner import run_until
     from .kube.config import ClusterFlags
-    from .report import skew_report
+    from .report import skew_report, verify_report
     from .sim import SimCluster
 
     scenario = _scenario(scenario_name)
+    catalogue = load_catalogue()
     with tempfile.TemporaryDirectory(prefix="kubectl-waypoint-demo-") as folder, SimCluster(scenario, tls=True) as sim:
-        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"))
+        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"), namespace=DEMO_NAMESPACE)
         cluster = connect(ClusterFlags(kubeconfig=kubeconfig))
         skew = skew_result(cluster, None)
-        results = [skew.result]
-        if output == "table":
-            click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
-            click.echo("$ kubectl waypoint skew")
-            click.echo(render_skew_output(skew, output, no_colour))
-        else:
-            from .render.structured import dump
+        verify = run_until(catalogue, list(catalogue.checks),
+                           lambda: VerifyFacts(cluster, DEMO_NAMESPACE, VerifyOptions()), JUDGES, 0)
+    results = [skew.result, verify.result]
+    worst = max(results, key=RESULT_ORDER.index)
+    if output == "table":
+        click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
+        click.echo("$ kubectl waypoint skew")
+        click.echo(render_skew_output(skew, output, no_colour))
+        click.echo(f"$ kubectl waypoint verify -n {DEMO_NAMESPACE}")
+        click.echo(render_verify_output(verify, catalogue, DEMO_NAMESPACE, output, no_colour), nl=False)
+    else:
+        from .render.structured import dump
 
-            document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
-                        "result": max(results, key=RESULT_ORDER.index), "reports": [skew_report(skew)]}
-            click.echo(dump(document, output), nl=False)
-    return RESULT_EXIT_CODES[max(results, key=RESULT_ORDER.index)]
+        document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
+                    "result": worst, "reports": [skew_report(skew), verify_report(verify, DEMO_NAMESPACE)]}
+        click.echo(dump(document, output), nl=False)
+    return RESULT_EXIT_CODES[worst]
 
 
 def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> int:
@@ -72,6 +84,8 @@ def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> in
             f"Use it from another terminal:\n"
             f"  export KUBECONFIG={kubeconfig}\n"
             f"  kubectl waypoint skew\n"
+            f"  kubectl waypoint verify -n {DEMO_NAMESPACE}\n"
+            f"  kubectl waypoint probe -n curl deploy/curl http://productpage.bookinfo:9080/productpage --expect-status 200\n"
             f"  kubectl get pods -A\n"
             f"Press Ctrl-C to stop."
         )

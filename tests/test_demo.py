@@ -13,17 +13,25 @@ def test_demo_runs_the_checks_on_bookinfo(run_cli):
     assert out.startswith("Simulated cluster: bookinfo - ")
     assert "$ kubectl waypoint skew" in out
     assert "1.28.6-asm-r3" in out and "result: pass" in out
+    assert "$ kubectl waypoint verify -n bookinfo" in out
+    assert out.rstrip().splitlines()[-1].startswith("verify -n bookinfo: pass")
 
 
 def test_demo_broken_scenario_shows_the_failure_and_exit_code(run_cli):
     out = run_cli("demo", "--scenario", "ztunnel-ahead", expect=1).stdout
     assert "ahead of control plane 1.28" in out
+    assert "× ztunnel is within one minor of its control plane, never ahead" in out
+
+
+def test_demo_shows_verify_failures_of_the_mesh(run_cli):
+    out = run_cli("demo", "--scenario", "authz-not-enforced", expect=1).stdout
+    assert "UNEXPECTED SUCCESS" in out
 
 
 def test_demo_json_wraps_the_real_reports(run_cli):
     doc = run_cli("demo", "-o", "json").json
     assert doc["kind"] == "DemoReport" and doc["result"] == "pass"
-    assert [r["kind"] for r in doc["reports"]][0] == "SkewReport"
+    assert [r["kind"] for r in doc["reports"]] == ["SkewReport", "VerifyReport"]
 
 
 def test_list_scenarios_names_every_bundled_scenario(run_cli):

@@ -68,8 +68,11 @@ def build_curl_argv(
     `Connection: close` makes the server close after each response, so curl opens a new
     connection for every transfer (ztunnel picks a waypoint per connection);
     `%{num_connects}` proves it per transfer. `-q` (first) ignores any .curlrc in the pod,
-    `--noproxy *` ignores proxy variables, `--proto` keeps curl on HTTP(S), `--path-as-is`
-    keeps `..` segments. With `interval_s`, `--rate` paces the requests (curl >= 7.84).
+    `--proto` keeps curl on HTTP(S), `--path-as-is` keeps `..` segments.
+    Proxy variables in the pod's environment are honoured on purpose (no `--noproxy`): they
+    are the pod's own business and its applications' traffic takes the same path; in an
+    ambient pod ztunnel captures the traffic wherever curl connects. The simulated mesh relies
+    on it: it plays the mesh as the exec'd curl's proxy, and could not see the request otherwise. With `interval_s`, `--rate` paces the requests (curl >= 7.84).
     Each body is followed by a write-out line starting with the per-run `nonce`, which is
     never sent on the wire, so no response body can contain it.
     """
@@ -81,7 +84,7 @@ def build_curl_argv(
         raise BadInput(f"Request timeout {timeout_s}s is too short; pass at least 1ms.")
     argv = [
         "curl", "-q", "--silent", "--show-error", "--no-buffer",
-        "--proto", "=http,https", "--proto-default", "http", "--noproxy", "*", "--path-as-is",
+        "--proto", "=http,https", "--proto-default", "http", "--path-as-is",
         "--max-time", _seconds(timeout_s),
         "--request", validate_method(method),
         "--header", "Connection: close",

@@ -16,10 +16,12 @@ import yaml
 
 from .access import DEFAULT_USER, AccessRules
 from .certs import make_tls_files
-from .podexec import ExecHandler, ExecRequest, ExecStreams, rules_handler
+from .mesh import Mesh
+from .podexec import ExecHandler, ExecRequest, ExecStreams, ExecutableNotFound, rules_handler
 from .faults import Fault, FaultList
 from .scenario import Scenario, load_scenario
 from .server import RequestRecord, SimHTTPServer
+from .syncz import is_syncz_request, syncz_handler
 from .store import ObjectStore
 
 
@@ -43,7 +45,9 @@ class SimCluster:
         self.faults = FaultList()
         self.ca_file: str | None = None
         self.ca_pem: str | None = None
-        self._default_handler = rules_handler(self.scenario.exec_rules)
+        self.mesh = Mesh(self.store, self.scenario.mesh)  # its proxy starts with the first curl
+        self._rules_handler = rules_handler(self.scenario.exec_rules)
+        self._default_handler: ExecHandler = self._builtin_exec
         self._exec_handler: ExecHandler = self._default_handler
         self._requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
@@ -80,6 +84,7 @@ class SimCluster:
             server.shutdown()
             server.server_close()
             server.close_connections()
+        self.mesh.stop()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -145,8 +150,26 @@ class SimCluster:
         return self._exec_handler
 
     def default_exec_handler(self, request: ExecRequest, streams: ExecStreams) -> int:
-        """The scenario's exec rules, for handlers that add to them rather than replace them."""
+        """The scenario's exec rules and built-in programs, for handlers that add to them."""
         return self._default_handler(request, streams)
+
+    def _builtin_exec(self, request: ExecRequest, streams: ExecStreams) -> int:
+        """A matching scenario exec rule answers first; then a built-in program; else "not found"."""
+        if any(rule.matches(request) for rule in self.scenario.exec_rules):
+            return self._rules_handler(request, streams)
+        for handles, handler in self._builtin_programs():
+            if handles(request):
+                return handler(request, streams)
+        raise ExecutableNotFound(request.argv[0] if request.argv else "")
+
+    def _builtin_programs(self) -> tuple[tuple[Callable[[ExecRequest], bool], ExecHandler], ...]:
+        """Programs simulated containers run without an exec rule, as (handles, handler); first wins.
+
+        The one place to chain built-in behaviour: curl goes through the simulated mesh, and istiod's
+        `pilot-discovery request GET /debug/syncz` answers from the live store (sim/syncz.py).
+        """
+        return ((self.mesh.handles, self.mesh.exec_handler),
+                (lambda request: is_syncz_request(request.argv), syncz_handler(self.store, self.scenario.syncz)))
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
         """Answer matching requests 403 Forbidden ("*" matches any verb, resource or group)."""

@@ -32,6 +32,7 @@ V4_PROTOCOL = "v4.channel.k8s.io"
 PROTOCOLS = (V5_PROTOCOL, V4_PROTOCOL)  # server preference
 
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_SIGNAL = 0, 1, 2, 3, 4, 255
+_HANG_UP = -2  # not a channel: the session drops the connection without an exit status
 
 _CLOSE_GRACE_SECONDS = 2.0
 
@@ -94,6 +95,10 @@ class ExecStreams:
         if data and (self._stderr or self._tty):
             # With a TTY the container has one output stream, as in the real thing.
             self._send(STDOUT if self._tty else STDERR, data.encode() if isinstance(data, str) else bytes(data))
+
+    def hang_up(self) -> None:
+        """Drop the connection without an exit status, as a failing node or load balancer does."""
+        self._send(_HANG_UP, b"")
 
     def read_stdin(self) -> bytes:
         """All of stdin, waiting for the client to close it (b"" when stdin was not requested)."""
@@ -279,6 +284,8 @@ class ExecSession:
                     self._send_message(STATUS, data)
                     self.sock.sendall(ws.close_frame())
                     return True
+                if channel == _HANG_UP:
+                    return False
                 self._send_message(channel, data)
             if not self._pending():
                 readable, _, _ = select.select([self.sock, wake], [], [])

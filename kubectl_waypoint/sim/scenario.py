@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import yaml
 
+from .mesh import MeshSettings
 from .podexec import ExecRule
 from .expand import DEFAULT_CREATED, expand
 from .resources import KUBERNETES_VERSION, OPTIONAL_GROUPS
@@ -21,7 +22,7 @@ from .resources import KUBERNETES_VERSION, OPTIONAL_GROUPS
 SCENARIO_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 
 _TOP_LEVEL = {"name", "description", "base", "installed", "kubernetesVersion", "created", "started", "nodes",
-              "namespaces", "workloads", "services", "objects", "remove", "exec"}
+              "namespaces", "workloads", "services", "objects", "remove", "exec", "mesh", "syncz"}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -36,6 +37,8 @@ class Scenario:
     exec_rules: tuple[ExecRule, ...] = ()
     kubernetes_version: str = KUBERNETES_VERSION
     created: str = DEFAULT_CREATED
+    mesh: MeshSettings = MeshSettings()
+    syncz: dict = field(default_factory=dict)  # how istiod's /debug/syncz is broken on purpose (sim/syncz.py)
 
     @classmethod
     def from_dict(cls, doc: dict, search_dir: str = SCENARIO_DIR) -> Scenario:
@@ -57,7 +60,8 @@ class Scenario:
         return cls(name=doc["name"], description=doc["description"], objects=tuple(expand(doc)),
                    installed=installed, exec_rules=tuple(ExecRule.from_dict(r) for r in doc.get("exec") or ()),
                    kubernetes_version=doc.get("kubernetesVersion", KUBERNETES_VERSION),
-                   created=doc.get("created", DEFAULT_CREATED))
+                   created=doc.get("created", DEFAULT_CREATED), mesh=MeshSettings.from_dict(doc.get("mesh")),
+                   syncz=dict(doc.get("syncz") or {}))
 
     def find(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict]:
         """Objects of `kind`, optionally in one namespace and with one name (for tests and demos)."""
@@ -175,6 +179,8 @@ def merge_variant(base: dict, variant: dict) -> dict:
         namespaces[name] = {**(namespaces.get(name) or {}), **(labels or {})}
     doc["namespaces"] = {n: v for n, v in namespaces.items() if ("Namespace", None, n) not in removals}
     doc["exec"] = (variant.get("exec") or []) + (doc.get("exec") or [])
+    doc["mesh"] = {**(doc.get("mesh") or {}), **(variant.get("mesh") or {})}
+    doc["syncz"] = {**(doc.get("syncz") or {}), **(variant.get("syncz") or {})}
     for key in ("name", "description", "installed", "kubernetesVersion", "created", "started", "nodes"):
         if key in variant:
             doc[key] = variant[key]

@@ -1,0 +1,342 @@
+"""`kubectl waypoint probe` end to end: the real CLI, exec over HTTPS, the real curl, the simulated mesh."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+from conftest import one_line_error
+
+from kubectl_waypoint.probe.engine import ProbeProgress
+from kubectl_waypoint.render.probe import ProgressPrinter
+from kubectl_waypoint.sim import Scenario, SimCluster
+
+PRODUCTPAGE = "http://productpage.bookinfo:9080/productpage"
+CONTRACT_FIELDS = {"apiVersion", "kind", "result", "client", "url", "requests", "statuses", "backends",
+                   "expected", "pValue", "latencyMs"}
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory):
+    """Simulated clusters by scenario, started once per module; each checked for writes at the end."""
+    sims: dict[str, tuple[SimCluster, str]] = {}
+    folder = tmp_path_factory.mktemp("kube")
+
+    def start(scenario: str | Scenario) -> tuple[SimCluster, str]:
+        key = scenario if isinstance(scenario, str) else scenario.name
+        if key not in sims:
+            sim = SimCluster(scenario).start()
+            sims[key] = (sim, sim.write_kubeconfig(str(folder / f"{key}.kubeconfig")))
+        return sims[key]
+
+    yield start
+    for sim, _ in sims.values():
+        assert sim.writes() == [], "the tool sent a write request"
+        sim.stop()
+
+
+@pytest.fixture
+def cluster(started):
+    def start(scenario: str | Scenario = "bookinfo") -> tuple[SimCluster, str]:
+        sim, kubeconfig = started(scenario)
+        sim.mesh.clear_records()
+        sim.clear_requests()
+        return sim, kubeconfig
+
+    return start
+
+
+def probe(run_cli, kubeconfig, *args, expect=0):
+    return run_cli("probe", "--kubeconfig", kubeconfig, *args, expect=expect)
+
+
+# ---------------------------------------------------------------- routing
+
+def test_the_routes_split_passes_with_evidence_and_one_exec(run_cli, cluster):
+    sim, kubeconfig = cluster()
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
+                "-o", "json").json
+    assert CONTRACT_FIELDS <= doc.keys()
+    assert (doc["kind"], doc["result"], doc["requests"]) == ("ProbeReport", "pass", 450)  # default count
+    assert doc["expected"] == {"reviews-v1": 0.8, "reviews-v2": 0.2}
+    assert set(doc["backends"]) == {"reviews-v1", "reviews-v2", "unmatched"} and doc["backends"]["unmatched"] == 0
+    assert doc["pValue"] > 0.001 and doc["statuses"] == {"200": 450}
+    assert doc["client"].startswith("curl/curl-")
+    assert doc["clientPod"]["serviceAccount"] == "curl" and doc["clientPod"]["pod"].startswith("curl-")
+    share = doc["shares"]["reviews-v1"]
+    assert share["low"] < 0.8 < share["high"]
+    execs = [r for r in sim.requests if r.resource == "pods/exec"]
+    assert len(execs) == 1 and execs[0].exec_argv[0] == "curl"
+    assert len(sim.mesh.records) == 450 and len({r.connection for r in sim.mesh.records}) == 450
+
+
+def test_the_table_shows_shares_intervals_and_the_p_value(run_cli, cluster):
+    _, kubeconfig = cluster()
+    out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE,
+                "--expect-split", "reviews-v1=80,reviews-v2=20,reviews-v3=0", "--count", "400").stdout
+    assert "BACKEND" in out and "99.9% CI" in out and "p-value" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("reviews-v")] == \
+        ["reviews-v1", "reviews-v2", "reviews-v3"]
+    assert "result: pass" in out and "\x1b[" not in out
+
+
+def test_a_split_the_waypoint_ignores_fails(run_cli, cluster):
+    _, kubeconfig = cluster("split-ignored")
+    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
+                   "--count", "100", "-o", "json", expect=1)
+    doc = result.json
+    assert doc["result"] == "fail" and doc["pValue"] <= 0.001
+    assert "The traffic split differs from the expected one" in doc["reasons"][0]
+    table = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
+                  "--count", "100", expect=1).stdout
+    assert "result: fail" in table
+
+
+# ---------------------------------------------------------------- authorization
+
+def test_the_allowed_client_gets_200(run_cli, cluster):
+    _, kubeconfig = cluster()
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--expect-status", "200",
+                "--count", "20", "-o", "yaml").yaml
+    assert (doc["result"], doc["statuses"]) == ("pass", {"200": 20})
+
+
+def test_a_client_outside_the_policy_is_denied_by_the_waypoint(run_cli, cluster):
+    _, kubeconfig = cluster()
+    doc = probe(run_cli, kubeconfig, "-n", "bookinfo", "deploy/ratings-v1", "http://productpage:9080/productpage",
+                "--expect-denied=l7", "--count", "10", "-o", "json").json
+    assert (doc["result"], doc["statuses"]) == ("pass", {"403": 10})
+    assert doc["clientPod"]["serviceAccount"] == "bookinfo-ratings"
+
+
+def test_a_method_outside_the_policy_is_an_unexpected_denial(run_cli, cluster):
+    _, kubeconfig = cluster()
+    out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--method", "POST", "--count", "5",
+                expect=1).stdout
+    assert "UNEXPECTED DENIAL: 5 of 5 requests were denied by the waypoint" in out
+
+
+def test_an_l4_denial_is_a_reset(run_cli, cluster):
+    _, kubeconfig = cluster("l4-deny")
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://ratings.bookinfo:9080/ratings/0",
+                "--expect-denied=l4", "--count", "10", "-o", "json").json
+    assert (doc["result"], doc["statuses"]) == ("pass", {"000": 10})
+    assert any("(56)" in line for line in doc["curlErrors"])
+    # the bare flag accepts either layer; an L7 expectation is not met by a reset
+    probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://ratings.bookinfo:9080/ratings/0",
+          "--expect-denied", "--count", "5")
+    probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://ratings.bookinfo:9080/ratings/0",
+          "--expect-denied=l7", "--count", "5", expect=1)
+
+
+def test_a_policy_the_waypoint_no_longer_enforces_is_an_unexpected_success(run_cli, cluster):
+    _, kubeconfig = cluster("authz-not-enforced")
+    result = probe(run_cli, kubeconfig, "-n", "bookinfo", "pod/" + ratings_pod(cluster), PRODUCTPAGE,
+                   "--expect-denied", "--count", "10", expect=1)
+    assert "UNEXPECTED SUCCESS: 10 of 10 requests were allowed (HTTP 200 x10)" in result.stdout
+    assert "the authorization policy is not enforced" in result.stdout
+    assert "result: fail" in result.stdout
+
+
+def ratings_pod(cluster) -> str:
+    sim, _ = cluster("authz-not-enforced")
+    return next(p["metadata"]["name"] for p in sim.store.list("pods", "bookinfo")
+                if p["metadata"]["name"].startswith("ratings-v1-"))
+
+
+# ---------------------------------------------------------------- continuous mode and broken streams
+
+def test_continuous_mode_measures_an_outage_during_a_rollout(run_cli, cluster):
+    _, kubeconfig = cluster("rollout-outage")
+    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://reviews.bookinfo:9080/reviews/0",
+                   "--duration", "2s", "--interval", "100ms", "-o", "json", expect=1)
+    doc = result.json
+    assert doc["result"] == "fail" and doc["requests"] == 20
+    assert 0.25 < doc["availability"] < 0.75
+    assert 0.8 <= doc["longestOutageSeconds"] <= 1.4  # the scenario's 1s window, to a request or two
+    assert doc["statuses"]["000"] >= 10 and doc["intervalSeconds"] == 0.1
+    assert "probe " in result.stderr and "errors" in result.stderr  # progress goes to stderr with -o json
+
+
+def test_continuous_mode_prints_plain_progress_lines_when_not_on_a_terminal(run_cli, cluster):
+    _, kubeconfig = cluster()
+    out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://reviews.bookinfo:9080/reviews/0",
+                "--duration", "1200ms", "--interval", "100ms", "--min-availability", "0.9").stdout
+    progress = [line for line in out.splitlines() if line.startswith("probe ")]
+    assert progress and "\r" not in out
+    assert "availability 100.0%" in out and "result: pass" in out
+
+
+def test_the_live_line_is_redrawn_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    printer = ProgressPrinter(stream, 60)
+    printer(ProbeProgress(sent=10, ok=9, errors=1, outage_s=2.5, reconnects=0, elapsed_s=10, planned=60))
+    printer(ProbeProgress(sent=11, ok=10, errors=1, outage_s=0, reconnects=0, elapsed_s=11, planned=60))
+    printer.finish()
+    text = stream.getvalue()
+    assert text.count("\r") >= 3 and "\n" not in text
+    assert "OUTAGE 2.5s" in text and "sent 11   ok 10   errors 1" in text
+
+
+def hang_up_scenario(after: int) -> Scenario:
+    return Scenario.from_dict({"name": f"hang-up-after-{after}", "description": "the exec stream is cut once",
+                               "base": "bookinfo", "mesh": {"hangUpExec": {"afterRequests": after}}})
+
+
+def test_a_broken_exec_stream_is_re_established_in_continuous_mode(run_cli, cluster):
+    sim, kubeconfig = cluster(hang_up_scenario(5))
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://reviews.bookinfo:9080/reviews/0",
+                "--duration", "1200ms", "--interval", "100ms", "-o", "json", expect=4).json
+    assert doc["reconnects"] == 1 and doc["lost"] >= 1 and doc["requests"] == 12
+    assert doc["result"] == "inconclusive" and "lost when the exec stream ended early" in doc["reasons"][0]
+    assert len([r for r in sim.requests if r.resource == "pods/exec"]) == 2
+    assert sum(doc["statuses"].values()) == 12 - doc["lost"] and set(doc["statuses"]) == {"200"}
+
+
+def test_a_broken_exec_stream_in_a_one_shot_probe_sends_the_rest(run_cli, cluster):
+    sim, kubeconfig = cluster(hang_up_scenario(10))
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--count", "30", "-o", "json").json
+    assert (doc["result"], doc["reconnects"], doc["requests"]) == ("pass", 1, 30)
+    assert len([r for r in sim.requests if r.resource == "pods/exec"]) == 2
+    assert doc["lost"] >= 1 and doc["statuses"]["200"] == 30 - doc["lost"]
+    assert "lost when the exec stream ended early" in doc["reasons"][0]
+
+
+# ---------------------------------------------------------------- injection
+
+def test_shell_metacharacters_reach_the_mesh_literally_and_run_nothing(run_cli, cluster, tmp_path):
+    sim, kubeconfig = cluster()
+    canary = tmp_path / "pwned"
+    path = f"/p;$(touch${{IFS}}{canary})|`touch%20{canary}`&&'\"<>*?[x]{{a,b}}\\!#frag"
+    header = f"X-Probe: $(touch {canary}); `touch {canary}` | sh && echo ${{HOME}} > {canary} 'q' \"d\" *"
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://details.bookinfo:9080" + path,
+                "-H", header, "--method", "GET", "--count", "2", "-o", "json").json
+    assert doc["result"] == "pass"
+    records = sim.mesh.records
+    assert len(records) == 2
+    for record in records:
+        assert record.target == "http://details.bookinfo:9080" + path.split("#")[0]
+        assert ("X-Probe", header.split(": ", 1)[1]) in record.headers
+    assert not canary.exists() and not os.path.exists("pwned")
+
+
+# ---------------------------------------------------------------- bad input: exit 2, one sentence
+
+@pytest.mark.parametrize("args, words", [
+    (["--expect-split", "reviews-v1=eighty"], "Weight 'eighty' of backend reviews-v1"),
+    (["--expect-split", "reviews-v1=80,,x"], "is malformed"),
+    (["--header", "NoColonHere"], "is not a single 'Name: value' line"),
+    (["--method", "GE T"], "is not a valid HTTP method"),
+    (["--expect-split", "a=1", "--route", "reviews"], "--expect-split and --route both"),
+    (["--expect-denied", "--expect-status", "200"], "contradict each other"),
+    (["--expect-denied=l5"], "--expect-denied=l5 is unknown; write --expect-denied=l7"),
+    (["--count", "10", "--duration", "5s"], "--count and --duration"),
+    (["--interval", "1s"], "needs --duration too"),
+    (["--duration", "5 minutes"], 'invalid value "5 minutes" for --duration'),
+    (["--count", "0"], "--count 0 is not a positive number"),
+    (["--alpha", "2"], "--alpha 2.0 is not between 0 and 1"),
+    (["--match", "(unclosed"], "is not a valid regular expression"),
+    (["--route", "bookinfo/nope"], 'HTTPRoute "nope" was not found in namespace "bookinfo"'),
+    (["--route", "reviews"], 'HTTPRoute "reviews" was not found in namespace "curl"'),
+])
+def test_bad_input_exits_2_with_one_sentence(run_cli, cluster, args, words):
+    _, kubeconfig = cluster()
+    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, *args, expect=2)
+    assert words in one_line_error(result.stderr)
+    assert result.stdout == ""
+
+
+def test_a_bad_url_exits_2_before_touching_the_cluster(run_cli, cluster):
+    sim, kubeconfig = cluster()
+    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "ftp://productpage/", expect=2)
+    assert "is not HTTP" in one_line_error(result.stderr)
+    assert sim.requests == []
+
+
+# ---------------------------------------------------------------- no usable client: exit 4
+
+def not_ready_curl() -> Scenario:
+    return Scenario.from_dict({"name": "curl-not-ready", "description": "the curl pod is not ready",
+                               "base": "bookinfo", "workloads": [
+                                   {"kind": "Deployment", "name": "curl", "namespace": "curl",
+                                    "podOverrides": [{"index": 0, "ready": False}]}]})
+
+
+@pytest.mark.parametrize("scenario, namespace, client, extra, words", [
+    ("bookinfo", "curl", "pod/curl-nope", [], 'Client pod "curl-nope" was not found in namespace "curl"'),
+    ("bookinfo", "curl", "deploy/nope", [], 'Client deployment "nope" was not found'),
+    ("not-ready", "curl", "deploy/curl", [], 'Deployment "curl/curl" has no Running and Ready pod'),
+    ("bookinfo", "curl", "deploy/curl", ["-c", "sidecar"], 'has no container "sidecar"; pick one of curl with -c'),
+    ("bookinfo", "istio-system", "deploy/istiod", [],
+     "has no curl; pick another with -c or another CLIENT"),
+])
+def test_no_usable_client_exits_4_with_one_sentence(run_cli, cluster, scenario, namespace, client, extra, words):
+    _, kubeconfig = cluster(not_ready_curl() if scenario == "not-ready" else scenario)
+    result = probe(run_cli, kubeconfig, "-n", namespace, client, PRODUCTPAGE, "--count", "3", *extra, expect=4)
+    assert words in one_line_error(result.stderr)
+
+
+def test_a_client_outside_the_mesh_is_warned_about(run_cli, cluster):
+    outsider = Scenario.from_dict({"name": "outsider", "description": "a curl pod outside the mesh",
+                                   "base": "bookinfo", "workloads": [
+                                       {"name": "outsider", "namespace": "default", "labels": {"app": "outsider"},
+                                        "containers": [{"name": "curl", "image": "curlimages/curl"}]}]})
+    _, kubeconfig = cluster(outsider)
+    result = probe(run_cli, kubeconfig, "-n", "default", "deploy/outsider", PRODUCTPAGE, "--expect-denied=l7",
+                   "--count", "3")
+    assert "WARNING" in result.stdout and "is not in the ambient mesh" in result.stdout
+    doc = probe(run_cli, kubeconfig, "-n", "default", "deploy/outsider", PRODUCTPAGE, "--expect-denied=l7",
+                "--count", "3", "-o", "json").json
+    assert doc["clientPod"]["inMesh"] is False
+    assert "no identity of default/default, so authorization results do not show" in doc["warnings"][0]
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+def test_ctrl_c_ends_early_and_still_reports_what_was_gathered(cluster):
+    from kubectl_waypoint.kube.client import Cluster
+    from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
+    from kubectl_waypoint.probe.engine import resolve_client, run_probe
+    from kubectl_waypoint.probe.expectations import Expectation
+
+    sim, kubeconfig = cluster()
+    api = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig, context=None, cluster=None, user=None,
+                                              namespace="curl", request_timeout="0")))
+
+    def press_ctrl_c(progress):
+        if progress.sent >= 5:
+            raise KeyboardInterrupt
+
+    outcome = run_probe(api, resolve_client(api, "curl", "deploy/curl"), "http://reviews.bookinfo:9080/reviews/0",
+                        Expectation.answered(), duration_s=60, interval_s=0.05, progress=press_ctrl_c)
+    assert outcome.interrupted and outcome.elapsed_s < 5
+    assert outcome.verdict.result == "pass" and outcome.verdict.requests >= 5 and outcome.verdict.lost == 0
+    time.sleep(0.2)  # the exec went away, so the pod's curl was stopped: no more requests reach the mesh
+    seen = len(sim.mesh.records)
+    time.sleep(0.3)
+    assert len(sim.mesh.records) == seen
+
+
+def test_verify_can_pick_enrolled_client_pods_automatically(cluster):
+    from kubectl_waypoint.kube.client import Cluster
+    from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
+    from kubectl_waypoint.probe.engine import find_client_pods
+
+    _, kubeconfig = cluster()
+    api = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig, context=None, cluster=None, user=None,
+                                              namespace=None, request_timeout="0")))
+    everyone = find_client_pods(api)
+    assert {c.pod.split("-")[0] for c in everyone} == {"curl", "productpage", "details", "ratings", "reviews"}
+    assert all(c.container not in ("istio-proxy", "discovery") for c in everyone)  # no waypoint, ztunnel, istiod
+    (curl,) = find_client_pods(api, service_account="curl/curl")
+    assert (curl.namespace, curl.container, curl.identity) == ("curl", "curl", "curl/curl")
+    assert find_client_pods(api, service_account="curl/curl", exclude_pods=[f"curl/{curl.pod}"]) == []
+    details = next(c.pod for c in everyone if c.pod.startswith("details-"))
+    in_bookinfo = find_client_pods(api, "bookinfo", exclude_pods=[details])  # a bare name works too
+    assert in_bookinfo and all(c.namespace == "bookinfo" and c.pod != details for c in in_bookinfo)

@@ -151,10 +151,12 @@ def skew(flags, all_namespaces: bool, output: str) -> int:
               help="Significance level of the routing split test.")
 @click.option("--timeout", "timeout", default="5s", show_default=True, metavar="DURATION",
               help="Timeout of each probe request.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Routing and authorization probes run at once (each is one exec session).")
 @common_options
 @with_cluster_flags
 def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_config, proxy_status_file,
-           alpha: float, timeout: str) -> int:
+           alpha: float, timeout: str, parallel: int) -> int:
     """Run the post-upgrade checks for one namespace: control plane, waypoints, sync, skew, L7.
 
     Each check ends pass, warn, fail, skip or inconclusive, with the evidence and a hint. Exit 0
@@ -166,7 +168,8 @@ def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_
     from .kube.config import parse_duration
 
     options = build_verify_options(client=client, probe_config=probe_config, proxy_status_file=proxy_status_file,
-                                   alpha=alpha, timeout_s=parse_duration(timeout, "--timeout") or 5.0)
+                                   alpha=alpha, timeout_s=parse_duration(timeout, "--timeout") or 5.0,
+                                   parallel=parallel)
     return run_verify(flags, options=options, only=split_names(only), skip=split_names(skip),
                       wait_s=parse_duration(wait, "--wait") or 0.0, output=output, junit_file=junit_file,
                       no_colour=_settings().get("no_color", False))

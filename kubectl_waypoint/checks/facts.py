@@ -10,7 +10,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from ..discovery import WAYPOINT_CLASS, MeshInventory, fetch_inventory
+from ..discovery import WAYPOINT, WAYPOINT_CLASS, MeshInventory, fetch_inventory
 from ..errors import WaypointError
 from ..kube import resources as r
 from ..kube.client import Cluster, NotFound, PermissionDenied
@@ -29,6 +29,7 @@ class VerifyOptions:
     client: str | None = None
     alpha: float = 0.001
     timeout_s: float = 5.0
+    parallel: int = 4  # probes in flight at once (--parallel)
     probe_config: ProbeConfig = field(default_factory=ProbeConfig)
     proxy_status_file: str | None = None
     proxy_status_text: str | None = None
@@ -125,12 +126,13 @@ class VerifyFacts:
 
     @functools.cached_property
     def waypoint_deployments(self) -> dict[tuple[str, str], dict | None]:
-        found = {}
-        for ref in self.waypoints:
-            try:
-                found[(ref.namespace, ref.name)] = self.cluster.get(r.DEPLOYMENTS, ref.name, ref.namespace)
-            except NotFound:
-                found[(ref.namespace, ref.name)] = None
+        """One labelled list per namespace with waypoints, not one read per waypoint."""
+        found: dict[tuple[str, str], dict | None] = {(ref.namespace, ref.name): None for ref in self.waypoints}
+        for namespace in sorted({ref.namespace for ref in self.waypoints}):
+            for deployment in self.cluster.list(r.DEPLOYMENTS, namespace, label_selector=WAYPOINT.selector):
+                key = (namespace, (deployment.get("metadata") or {}).get("name"))
+                if key in found:
+                    found[key] = deployment
         return found
 
     def waypoint_pods(self, ref: WaypointRef) -> list:

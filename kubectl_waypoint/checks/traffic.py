@@ -87,34 +87,55 @@ def _selected(labels: dict, selectors: list[dict]) -> bool:
 
 
 def route_split(facts) -> list[Outcome]:
-    outcomes = []
-    for plan in route_plans(facts):
-        if plan.skip:
-            outcomes.append(Outcome("skip", plan.subject, f"skipped: {plan.skip}"))
-            continue
-        configured = facts.options.probe_config.routes.get(plan.route)
-        url = (configured and configured.url) or plan.url
-        match = compile_match(configured.match) if configured and configured.match else None
-        expectation = Expectation.split(plan.weights, match=match)
-        clients, why = _clients(facts, configured and configured.client, configured and configured.container,
-                                exclude=plan.exclude_selectors)
-        if not clients:
-            outcomes.append(Outcome("skip", plan.subject, f"skipped: {why}"))
-            continue
-        count = (configured and configured.count) or default_count(expectation, facts.options.alpha)
-        outcome = _probe(facts, clients, url, expectation, count, "GET", configured.headers if configured else ())
-        verdict = outcome.verdict
-        evidence = _evidence(outcome.client, url, verdict)
-        backends = verdict.backends or {}
-        named = sum(n for b, n in backends.items() if b != "unmatched")
-        if backends.get("unmatched") and not named:
-            outcomes.append(Outcome("warn", plan.subject,
-                                    f"none of the responses named a backend ({', '.join(plan.weights)}), so the split "
-                                    "could not be measured; describe the probe (url, match) in --probe-config",
-                                    evidence))
-            continue
-        outcomes.append(Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence))
-    return outcomes
+    return run_bounded(facts, route_plans(facts), _route_outcome)
+
+
+def _route_outcome(facts, plan: RoutePlan) -> Outcome:
+    if plan.skip:
+        return Outcome("skip", plan.subject, f"skipped: {plan.skip}")
+    configured = facts.options.probe_config.routes.get(plan.route)
+    url = (configured and configured.url) or plan.url
+    match = compile_match(configured.match) if configured and configured.match else None
+    expectation = Expectation.split(plan.weights, match=match)
+    clients, why = _clients(facts, configured and configured.client, configured and configured.container,
+                            exclude=plan.exclude_selectors)
+    if not clients:
+        return Outcome("skip", plan.subject, f"skipped: {why}")
+    count = (configured and configured.count) or default_count(expectation, facts.options.alpha)
+    outcome = _probe(facts, clients, url, expectation, count, "GET", configured.headers if configured else ())
+    verdict = outcome.verdict
+    evidence = _evidence(outcome.client, url, verdict)
+    backends = verdict.backends or {}
+    named = sum(n for b, n in backends.items() if b != "unmatched")
+    if backends.get("unmatched") and not named:
+        return Outcome("warn", plan.subject,
+                       f"none of the responses named a backend ({', '.join(plan.weights)}), so the split could not "
+                       "be measured; describe the probe (url, match) in --probe-config", evidence)
+    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence)
+
+
+def run_bounded(facts, plans: list, judge) -> list[Outcome]:
+    """Judge each plan, up to --parallel probes at a time, keeping the plans' order.
+
+    Facts the probes share are read first, so that threads never race to fill the same cache.
+    """
+    plans = list(plans)
+    runnable = [p for p in plans if not p.skip]
+    if len(runnable) > 1 and facts.options.parallel > 1:
+        facts.client_candidates  # noqa: B018  (fill the cache before the threads start)
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..errors import WaypointError
+
+        def guarded(plan):
+            try:
+                return judge(facts, plan)
+            except WaypointError as exc:  # as the runner does for a whole check, here per plan
+                return Outcome("inconclusive", plan.subject, exc.message)
+
+        with ThreadPoolExecutor(max_workers=facts.options.parallel) as pool:
+            return list(pool.map(guarded, plans))
+    return [judge(facts, plan) for plan in plans]
 
 
 def principal_namespaces(policies: list[dict]) -> set[str]:
@@ -246,16 +267,15 @@ def _authz(kind: str):
     """The three authorization checks share their plans; each probes one side of the policy."""
 
     def judge(facts) -> list[Outcome]:
-        outcomes = []
-        for plan in policy_plans(facts):
-            if plan.skip:
-                outcomes.append(Outcome("skip", plan.subject, f"skipped: {plan.skip}"))
-                continue
-            configured = facts.options.probe_config.policies.get(plan.policy)
-            outcomes.append(_authz_probe(facts, plan, configured, kind))
-        return outcomes
+        return run_bounded(facts, policy_plans(facts), lambda facts, plan: _authz_outcome(facts, plan, kind))
 
     return judge
+
+
+def _authz_outcome(facts, plan: PolicyPlan, kind: str) -> Outcome:
+    if plan.skip:
+        return Outcome("skip", plan.subject, f"skipped: {plan.skip}")
+    return _authz_probe(facts, plan, facts.options.probe_config.policies.get(plan.policy), kind)
 
 
 def _authz_probe(facts, plan: PolicyPlan, configured, kind: str) -> Outcome:

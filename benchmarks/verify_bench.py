@@ -25,40 +25,7 @@ import sys
 import tempfile
 import time
 
-from kubectl_waypoint.sim import Scenario, SimCluster
-
-HUB = "registry.alauda.cn:60080/asm"
-APP_IMAGE = "docker.io/istio/examples-bookinfo-reviews-v1:1.20.3"
-
-
-def scenario(waypoints: int, routes: int) -> Scenario:
-    """Bookinfo plus `waypoints` extra waypoints and `routes` weighted routes, each on its own Service."""
-    workloads, services, objects = [], [], []
-    for j in range(1, waypoints):
-        workloads.append({"kind": "Waypoint", "name": f"wp-{j}", "namespace": "bookinfo",
-                          "image": f"{HUB}/proxyv2:1.28.6-asm-r3", "revision": "default"})
-    for i in range(1, routes):
-        app = f"app-{i}"
-        for version in ("v1", "v2"):
-            workloads.append({"name": f"{app}-{version}", "namespace": "bookinfo",
-                              "labels": {"app": app, "version": version}, "serviceAccount": f"bookinfo-{app}",
-                              "containers": [{"name": app, "image": APP_IMAGE, "ports": [9080]}]})
-            services.append({"name": f"{app}-{version}", "namespace": "bookinfo",
-                             "selector": {"app": app, "version": version}, "ports": [9080]})
-        waypoint = "waypoint" if waypoints == 1 or i % waypoints == 0 else f"wp-{i % waypoints}"
-        services.append({"name": app, "namespace": "bookinfo", "selector": {"app": app}, "ports": [9080],
-                         "labels": {"istio.io/use-waypoint": waypoint}})
-        objects.append({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": app, "namespace": "bookinfo"},
-            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": app, "port": 9080}],
-                     "rules": [{"backendRefs": [{"name": f"{app}-v1", "port": 9080, "weight": 70},
-                                                {"name": f"{app}-v2", "port": 9080, "weight": 30}]}]},
-        })
-    return Scenario.from_dict({"name": f"bench-{waypoints}w-{routes}r", "description": "verify benchmark",
-                               "base": "bookinfo", "workloads": workloads, "services": services,
-                               "objects": objects})
-
+from kubectl_waypoint.sim import SimCluster, generate_routes_scenario
 
 def measure(plugin: str, sim: SimCluster, kubeconfig: str, extra: list[str], runs: int) -> dict:
     walls, cpus, requests, execs, result = [], [], 0, 0, None
@@ -92,7 +59,7 @@ def main() -> None:
     print(f"{'waypoints':>9} {'routes':>6} {'checks':>8} {'median s':>9} {'cpu s':>6} {'API req':>8} {'execs':>6} "
           f"{'probe req':>9}  result")
     for waypoints, routes in ((1, 1), (1, 5), (5, 5), (10, 10), (10, 20)):
-        with tempfile.TemporaryDirectory() as folder, SimCluster(scenario(waypoints, routes)) as sim:
+        with tempfile.TemporaryDirectory() as folder, SimCluster(generate_routes_scenario(waypoints, routes)) as sim:
             kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"))
             for label, extra in (("static", ["--skip", "routing,authorization"]), ("all", [])):
                 row = measure(plugin, sim, kubeconfig, extra, args.runs)

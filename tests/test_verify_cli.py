@@ -297,3 +297,18 @@ def test_bad_probe_config_is_bad_input(run_cli, cluster, tmp_path):
     config.write_text("routes:\n  - route: reviews\n    colour: red\n")
     line = one_line_error(run_cli("verify", "--kubeconfig", kubeconfig, "--probe-config", str(config), expect=2).stderr)
     assert "colour" in line and "probes.yaml" in line
+
+
+def test_many_routes_probed_concurrently_in_catalogue_order(run_cli, tmp_path):
+    from kubectl_waypoint.sim import generate_routes_scenario
+
+    with SimCluster(generate_routes_scenario(waypoints=2, routes=4)) as sim:
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / "k"), namespace="bookinfo")
+        sequential = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--parallel", "1",
+                             "-o", "json").json
+        concurrent = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--parallel", "4",
+                             "-o", "json").json
+        assert sim.writes() == []
+    subjects = [c["subject"] for c in concurrent["checks"]]
+    assert subjects == [c["subject"] for c in sequential["checks"]] and len(subjects) == 4
+    assert {c["status"] for c in concurrent["checks"]} == {"pass"}

@@ -55,3 +55,35 @@ def generate_large_scenario(nodes: int, waypoint_namespaces: int, seed: int = 0)
         "workloads": workloads,
     }
     return Scenario.from_dict(doc)
+
+
+APP_IMAGE = "docker.io/istio/examples-bookinfo-reviews-v1:1.20.3"
+
+
+def generate_routes_scenario(waypoints: int, routes: int) -> Scenario:
+    """Bookinfo plus `waypoints` extra waypoints and `routes` weighted routes, each on its own Service."""
+    workloads, services, objects = [], [], []
+    for j in range(1, waypoints):
+        workloads.append({"kind": "Waypoint", "name": f"wp-{j}", "namespace": "bookinfo",
+                          "image": f"{HUB}/proxyv2:1.28.6-asm-r3", "revision": "default"})
+    for i in range(1, routes):
+        app = f"app-{i}"
+        for version in ("v1", "v2"):
+            workloads.append({"name": f"{app}-{version}", "namespace": "bookinfo",
+                              "labels": {"app": app, "version": version}, "serviceAccount": f"bookinfo-{app}",
+                              "containers": [{"name": app, "image": APP_IMAGE, "ports": [9080]}]})
+            services.append({"name": f"{app}-{version}", "namespace": "bookinfo",
+                             "selector": {"app": app, "version": version}, "ports": [9080]})
+        waypoint = "waypoint" if waypoints == 1 or i % waypoints == 0 else f"wp-{i % waypoints}"
+        services.append({"name": app, "namespace": "bookinfo", "selector": {"app": app}, "ports": [9080],
+                         "labels": {"istio.io/use-waypoint": waypoint}})
+        objects.append({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": app, "namespace": "bookinfo"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": app, "port": 9080}],
+                     "rules": [{"backendRefs": [{"name": f"{app}-v1", "port": 9080, "weight": 70},
+                                                {"name": f"{app}-v2", "port": 9080, "weight": 30}]}]},
+        })
+    return Scenario.from_dict({"name": f"bench-{waypoints}w-{routes}r", "description": f"Bookinfo with {waypoints} waypoints and {routes} weighted routes",
+                               "base": "bookinfo", "workloads": workloads, "services": services,
+                               "objects": objects})

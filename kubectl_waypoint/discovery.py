@@ -124,16 +124,14 @@ class MeshInventory:
 
 def reduce_pod(pod: dict, container: str | None = None) -> PodRecord:
     """Keep what the checks read; `container` picks whose image is the version."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
-    statuses = [c for c in status.get("containerStatuses") or [] if isinstance(c, dict)]
+    meta, spec, status = _field(pod, "metadata"), _field(pod, "spec"), _field(pod, "status")
+    containers = _entries(spec, "containers")
+    statuses = _entries(status, "containerStatuses")
     chosen = _by_name(containers, container) if container else (containers[0] if containers else None)
     chosen_status = _by_name(statuses, (chosen or {}).get("name"))
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or [] if isinstance(c, dict)
+        for c in _entries(status, "conditions")
     )
     return PodRecord(
         name=str(meta.get("name") or ""),
@@ -142,8 +140,8 @@ def reduce_pod(pod: dict, container: str | None = None) -> PodRecord:
         node=spec.get("nodeName"),
         labels=_str_map(meta.get("labels")),
         annotations=_str_map(meta.get("annotations")),
-        image=(chosen or {}).get("image"),
-        status_image=(chosen_status or {}).get("image"),
+        image=_text((chosen or {}).get("image")),
+        status_image=_text((chosen_status or {}).get("image")),
         phase=str(status.get("phase") or "Unknown"),
         ready=ready,
         restarts=sum(int(c.get("restartCount") or 0) for c in statuses if isinstance(c.get("restartCount"), int)),
@@ -157,21 +155,35 @@ def _by_name(items: list[dict], name: str | None) -> dict | None:
     return next((item for item in items if item.get("name") == name), None)
 
 
+def _field(obj, key: str) -> dict:
+    """obj[key] when it is a mapping, else {}: a malformed object must not end the run."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(obj, key: str) -> list[dict]:
+    """The mappings in the list obj[key]; anything else there is ignored."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _str_map(value) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _workload_name(meta: dict) -> str:
     """The owning Deployment/DaemonSet name (a ReplicaSet name minus its pod-template-hash)."""
-    labels = meta.get("labels") or {}
-    if isinstance(labels, dict) and labels.get(GATEWAY_NAME_LABEL):
+    labels = _field(meta, "labels")
+    if labels.get(GATEWAY_NAME_LABEL):
         return str(labels[GATEWAY_NAME_LABEL])
-    for owner in meta.get("ownerReferences") or []:
-        if not isinstance(owner, dict):
-            continue
+    for owner in _entries(meta, "ownerReferences"):
         name = str(owner.get("name") or "")
         if owner.get("kind") == "ReplicaSet":
-            pod_hash = labels.get("pod-template-hash") if isinstance(labels, dict) else None
+            pod_hash = str(labels.get("pod-template-hash") or "")
             if pod_hash and name.endswith("-" + pod_hash):
                 return name[: -len(pod_hash) - 1]
             return name.rsplit("-", 1)[0] if "-" in name else name
@@ -229,16 +241,14 @@ def fetch_inventory(cluster: "Cluster", namespace: str | None = None) -> MeshInv
 
 
 def _reduce_gateway(obj: dict) -> dict:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    meta, spec, status = _field(obj, "metadata"), _field(obj, "spec"), _field(obj, "status")
     return {
         "name": str(meta.get("name") or ""),
         "namespace": str(meta.get("namespace") or ""),
         "labels": _str_map(meta.get("labels")),
         "className": spec.get("gatewayClassName"),
-        "listeners": spec.get("listeners") or [],
-        "conditions": [c for c in status.get("conditions") or [] if isinstance(c, dict)],
+        "listeners": _entries(spec, "listeners"),
+        "conditions": _entries(status, "conditions"),
     }
 
 
@@ -255,7 +265,7 @@ def _waypoints_without_pods(gateways: list[dict], found: list[DataPlaneWorkload]
 def fetch_revision_tags(cluster: "Cluster") -> dict[str, str]:
     """Revision tags: MutatingWebhookConfigurations istio-revision-tag-<tag>."""
     tags: dict[str, str] = {}
-    for webhook in cluster.list(r.MUTATING_WEBHOOKS, label_selector=TAG_LABEL, transform=lambda o: o.get("metadata") or {}):
+    for webhook in cluster.list(r.MUTATING_WEBHOOKS, label_selector=TAG_LABEL, transform=lambda o: _field(o, "metadata")):
         labels = _str_map(webhook.get("labels"))
         if labels.get(TAG_LABEL) and labels.get(REV_LABEL):
             tags.setdefault(labels[TAG_LABEL], labels[REV_LABEL])
@@ -268,20 +278,18 @@ def fetch_control_planes(cluster: "Cluster", sail: SailResources) -> list[Contro
     pods = cluster.list(r.PODS, label_selector=ISTIOD_SELECTOR,
                         transform=lambda pod: reduce_pod(pod, ISTIOD_CONTAINER))
     sail_versions = {
-        (rev.get("metadata") or {}).get("name"): (rev.get("spec") or {}).get("version")
+        _field(rev, "metadata").get("name"): _text(_field(rev, "spec").get("version"))
         for rev in sail.revisions
     }
     planes = []
     for deployment in deployments:
-        meta = deployment.get("metadata") or {}
-        spec = deployment.get("spec") or {}
-        status = deployment.get("status") or {}
-        template = (spec.get("template") or {})
-        template_labels = _str_map((template.get("metadata") or {}).get("labels"))
+        meta, spec, status = _field(deployment, "metadata"), _field(deployment, "spec"), _field(deployment, "status")
+        template = _field(spec, "template")
+        template_labels = _str_map(_field(template, "metadata").get("labels"))
         revision = _str_map(meta.get("labels")).get(REV_LABEL) or template_labels.get(REV_LABEL) or DEFAULT_REVISION
-        containers = [c for c in (template.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+        containers = _entries(_field(template, "spec"), "containers")
         container = _by_name(containers, ISTIOD_CONTAINER) or (containers[0] if containers else {})
-        version, source = image_version(container.get("image"), ISTIOD_CONTAINER)
+        version, source = image_version(_text(container.get("image")), ISTIOD_CONTAINER)
         namespace = str(meta.get("namespace") or "")
         own_pods = [p for p in pods if p.namespace == namespace and (p.revision or DEFAULT_REVISION) == revision]
         if version is None:
@@ -347,11 +355,11 @@ def _sail_version(kind: DataPlaneKind, namespace: str, sail: SailResources,
         ISTIO_CNI.name: (sail.cnis, "IstioCNI", "istio-cni"),
     }.get(kind.name, ([], "", ""))
     for cr in crs:
-        spec = cr.get("spec") or {}
+        spec = _field(cr, "spec")
         if (spec.get("namespace") or default_ns) == namespace and spec.get("version"):
             version = parse_version(str(spec["version"]))
             if version is not None:
-                name = (cr.get("metadata") or {}).get("name")
+                name = _field(cr, "metadata").get("name")
                 return version, f"{source}; version from Sail {cr_kind} {name} spec.version ({spec['version']})"
     return None, source
 

@@ -13,10 +13,10 @@ import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
-from urllib.parse import urlencode, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from .. import __version__
-from ..errors import ClusterUnavailable, WaypointError
+from ..errors import BadInput, ClusterUnavailable, WaypointError
 from .resources import Resource
 
 if TYPE_CHECKING:
@@ -94,6 +94,9 @@ class Cluster:
             from kubernetes.client import ApiClient
 
             configuration = self.target.client_configuration()
+            # urllib3's own retries would multiply --request-timeout and sleep for any Retry-After
+            # a server sends, unbounded; request_json retries itself, with bounds.
+            configuration.retries = False
             if not configuration.verify_ssl:
                 # The user chose insecure-skip-tls-verify; kubectl does not nag about it either.
                 import urllib3
@@ -112,8 +115,13 @@ class Cluster:
         return self.target.server or "the API server"
 
     def request_json(self, method: str, path: str, query: dict | None = None, body: dict | None = None,
-                     resource: Resource | None = None, namespace: str | None = None, verb: str = "get") -> dict:
-        """One request with bounded retries for 429/5xx; returns the decoded JSON body."""
+                     resource: Resource | None = None, namespace: str | None = None, verb: str = "get",
+                     retry: bool | None = None) -> dict:
+        """One request with bounded retries for 429/5xx; returns the decoded JSON body.
+
+        Reads are retried; other requests only with `retry=True` (an access review changes nothing).
+        """
+        retry = method == "GET" if retry is None else retry
         from kubernetes.client.exceptions import ApiException
         import urllib3
 
@@ -138,6 +146,13 @@ class Cluster:
                 retry_after = response.getheader("Retry-After")
             except ApiException as exc:  # TLS failures arrive as status 0
                 raise self._transport_error(exc) from exc
+            except urllib3.exceptions.ProtocolError as exc:  # the connection dropped mid-request
+                if retry and attempt < MAX_ATTEMPTS:
+                    delay = self._retry_delay(0, None, attempt)
+                    log.debug("connection dropped during %s, retrying in %.1fs", path, delay)
+                    self._sleep(delay)
+                    continue
+                raise self._transport_error(exc) from exc
             except urllib3.exceptions.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             if status < 300:
@@ -145,7 +160,7 @@ class Cluster:
                     return json.loads(data)
                 except ValueError as exc:
                     raise ClusterUnavailable(f"{self._describe_server()} answered {path} with something that is not JSON; is --server a Kubernetes API server?") from exc
-            if status in (429, 500, 502, 503, 504) and method == "GET" and attempt < MAX_ATTEMPTS:
+            if status in (429, 500, 502, 503, 504) and retry and attempt < MAX_ATTEMPTS:
                 delay = self._retry_delay(status, retry_after, attempt)
                 log.debug("HTTP %s from %s, retrying in %.1fs", status, path, delay)
                 self._sleep(delay)
@@ -177,6 +192,11 @@ class Cluster:
             return ClusterUnavailable(
                 f"the API server {server} did not answer within {_fmt_seconds(limit) if limit else '30s (connect)'}; "
                 "check that it is up, or raise --request-timeout"
+            )
+        if "aborted" in lowered or "reset" in lowered or "closed connection" in lowered:
+            return ClusterUnavailable(
+                f"the API server {server} kept closing the connection without an answer; "
+                "check that it (or a proxy or load balancer in front of it) is healthy, then try again"
             )
         if "refused" in lowered:
             return ClusterUnavailable(
@@ -211,7 +231,8 @@ class Cluster:
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict:
-        return self.request_json("GET", resource.path(namespace, name), resource=resource, namespace=namespace)
+        path = resource.path(_segment(namespace, "namespace"), _segment(name, resource.plural[:-1] + " name"))
+        return self.request_json("GET", path, resource=resource, namespace=namespace)
 
     def list(self, resource: Resource, namespace: str | None = None, label_selector: str | None = None,
              field_selector: str | None = None, transform: Callable[[dict], object] = lambda item: item,
@@ -227,7 +248,7 @@ class Cluster:
             try:
                 while True:
                     page = self.request_json(
-                        "GET", resource.path(namespace),
+                        "GET", resource.path(_segment(namespace, "namespace")),
                         {"labelSelector": label_selector, "fieldSelector": field_selector,
                          "limit": page_size, "continue": token},
                         resource=resource, namespace=namespace, verb="list",
@@ -278,7 +299,8 @@ class Cluster:
             query.append(("container", container))
         query += [("stdin", "true" if stdin is not None else "false"), ("stdout", "true"),
                   ("stderr", "true"), ("tty", "false")]
-        url = get_websocket_url(f"{client.configuration.host.rstrip('/')}/api/v1/namespaces/{namespace}/pods/{pod}/exec")
+        where = f"namespaces/{_segment(namespace, 'namespace')}/pods/{_segment(pod, 'pod name')}"
+        url = get_websocket_url(f"{client.configuration.host.rstrip('/')}/api/v1/{where}/exec")
         url += "?" + urlencode(query)
         self.request_count += 1
         log.debug("exec in %s/%s (%s): %s", namespace, pod, container or "default container", argv)
@@ -372,6 +394,15 @@ class ExecStream:
 
     def close(self) -> None:
         self._ws.close()
+
+
+def _segment(value: str | None, what: str) -> str | None:
+    """A name as one path segment: user input must never reach another path or a query."""
+    if not value:
+        return value
+    if "/" in value or value in (".", ".."):
+        raise BadInput(f"{what} {value!r} is not a valid Kubernetes name; check the spelling")
+    return quote(value, safe="")
 
 
 def _status_message(data: bytes | str) -> str:

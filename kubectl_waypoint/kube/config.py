@@ -244,7 +244,7 @@ def choose_context(config: MergedKubeconfig, flags: ClusterFlags, searched: str)
         raise ClusterUnavailable(f'cluster "{flags.cluster}" given by --cluster does not exist {where}: '
                                  "run kubectl config get-clusters to see the clusters")
     context_entry = config.contexts.get(context_name or "", {})
-    cluster_name = flags.cluster or context_entry.get("cluster")
+    cluster_name = flags.cluster or _name(context_entry.get("cluster"))
     if not cluster_name or cluster_name not in config.clusters:
         raise _NoClusterChosen(_no_cluster_message(config, context_name, cluster_name, searched))
     cluster_entry = config.clusters[cluster_name]
@@ -256,10 +256,15 @@ def choose_context(config: MergedKubeconfig, flags: ClusterFlags, searched: str)
         raise ClusterUnavailable(f'cluster "{cluster_name}" sets both insecure-skip-tls-verify and a certificate '
                                  "authority, which kubectl refuses too: remove one of them")
     # A context naming a user that does not exist means anonymous access in kubectl, not an error.
-    user_name = flags.user or context_entry.get("user") or None
+    user_name = flags.user or _name(context_entry.get("user"))
     return _Choice(context=context_name or None, cluster=cluster_name, user=user_name,
                    context_entry=context_entry, cluster_entry=cluster_entry,
                    user_entry=config.users.get(user_name) if user_name else None)
+
+
+def _name(value) -> str | None:
+    """A context's cluster or user reference; anything but a non-empty string names nothing."""
+    return value if isinstance(value, str) and value else None
 
 
 def _no_cluster_message(config: MergedKubeconfig, context: str | None, cluster: str | None, searched: str) -> str:

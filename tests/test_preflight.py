@@ -1,0 +1,139 @@
+"""The permissions preflight against the simulated cluster: what it asks, what it reports, the RBAC it documents."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from kubectl_waypoint.errors import ClusterUnavailable, ExitCode
+from kubectl_waypoint.kube.client import Cluster
+from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
+from kubectl_waypoint.kube.preflight import preflight, render_cluster_role, render_role_variant
+from kubectl_waypoint.sim import SimCluster
+
+NAMESPACE = "bookinfo"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A started scenario, a client for it, and the access reviews the client sent (as (ns, group, resource, verb))."""
+    started: list[SimCluster] = []
+
+    def start(scenario: str = "sail") -> tuple[SimCluster, Cluster, list[tuple[str, str, str, str]]]:
+        sim = SimCluster(scenario).start()
+        started.append(sim)
+        asked: list[tuple[str, str, str, str]] = []
+        review = sim.access.review
+
+        def recording(spec: dict) -> dict:
+            a = spec["resourceAttributes"]
+            resource = a["resource"] + (f"/{a['subresource']}" if a.get("subresource") else "")
+            asked.append((a.get("namespace", ""), a.get("group", ""), resource, a["verb"]))
+            return review(spec)
+
+        sim.access.review = recording
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / f"kubeconfig-{len(started)}"))
+        return sim, Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig))), asked
+
+    yield start
+    for sim in started:
+        assert sim.writes() == [], "the preflight sent a write request"
+        posts = [r for r in sim.requests if r.method != "GET"]
+        assert all(r.resource == "selfsubjectaccessreviews" for r in posts), posts
+        sim.stop()
+
+
+def granted(document: dict) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in document["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_cluster_role_is_exactly_what_the_preflight_asks_for(cluster):
+    _, client, asked = cluster("sail")  # every optional API group installed
+    for command, namespace in (("skew", None), ("skew", NAMESPACE), ("verify", NAMESPACE), ("probe", NAMESPACE)):
+        assert preflight(client, command, namespace) == []
+    (role,) = yaml.safe_load_all(render_cluster_role())
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "kubectl-waypoint"
+    assert granted(role) == {(group, resource, verb) for _, group, resource, verb in asked}
+    assert ("", "pods/exec", "create") in granted(role)
+    assert not any(verb in ("update", "patch", "delete", "deletecollection", "watch") for _, _, verb in granted(role))
+
+
+def test_role_variant_grants_each_namespace_exactly_what_is_asked_there(cluster):
+    _, client, asked = cluster("sail")
+    for command in ("skew", "verify", "probe"):
+        preflight(client, command, NAMESPACE)
+    documents = list(yaml.safe_load_all(render_role_variant(NAMESPACE)))
+    by_namespace = {doc["metadata"].get("namespace", ""): doc for doc in documents}
+    assert by_namespace[""]["kind"] == "ClusterRole" and by_namespace[NAMESPACE]["kind"] == "Role"
+    assert set(by_namespace) == {"", NAMESPACE, "istio-system"}
+    for namespace, doc in by_namespace.items():
+        wanted = {(g, res, v) for ns, g, res, v in asked if ns == namespace}
+        assert granted(doc) == wanted, namespace
+    assert ("", "pods/exec", "create") not in granted(by_namespace[""])  # no exec cluster-wide in this variant
+
+
+def test_every_missing_core_permission_is_reported_at_once_with_its_rule(cluster):
+    sim, client, _ = cluster("bookinfo")
+    sim.deny("list", "deployments", group="apps")
+    sim.deny("list", "services", NAMESPACE)
+    with pytest.raises(ClusterUnavailable) as raised:
+        preflight(client, "verify", NAMESPACE)
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.CLUSTER and "\n" not in message
+    assert "2 permission(s)" in message
+    assert 'list deployments.apps in every namespace (rule {apiGroups: ["apps"], resources: ["deployments"], ' \
+           'verbs: ["list"]})' in message
+    assert f'list services in namespace "{NAMESPACE}" (rule {{apiGroups: [""], resources: ["services"], ' \
+           'verbs: ["list"]})' in message
+    assert "kubectl-waypoint ClusterRole" in message
+
+
+def test_missing_optional_permissions_are_warnings_naming_what_is_lost(cluster):
+    sim, client, _ = cluster("bookinfo")
+    sim.deny("create", "pods/exec", "istio-system")
+    sim.deny("list", "httproutes", NAMESPACE, group="gateway.networking.k8s.io")
+    warnings = preflight(client, "verify", NAMESPACE)
+    assert len(warnings) == 2
+    exec_warning = next(w for w in warnings if "pods/exec" in w)
+    assert 'in namespace "istio-system"' in exec_warning and "sync-status-available is inconclusive" in exec_warning
+    assert 'resources: ["pods/exec"], verbs: ["create"]' in exec_warning
+    assert any("route-split" in w for w in warnings)
+
+
+def test_only_the_selected_checks_permissions_are_asked(cluster):
+    sim, client, asked = cluster("bookinfo")
+    sim.deny("list", "httproutes", NAMESPACE, group="gateway.networking.k8s.io")
+    assert preflight(client, "verify", NAMESPACE, checks=["istiod-found", "waypoint-sync"]) == []
+    assert not any(resource == "httproutes" for _, _, resource, _ in asked)
+    assert any(resource == "pods/exec" for _, _, resource, _ in asked)
+
+
+def test_apis_the_cluster_does_not_serve_are_not_asked_for(cluster):
+    sim, client, asked = cluster("no-gateway-api")  # no Gateway API, no Sail
+    sim.deny("list", "gateways", group="gateway.networking.k8s.io")
+    sim.deny("list", "istios", group="sailoperator.io")
+    assert preflight(client, "skew", None) == []
+    assert not any(group in ("gateway.networking.k8s.io", "sailoperator.io") for _, group, _, _ in asked)
+
+
+def test_probe_needs_the_client_namespace_only(cluster):
+    sim, client, _ = cluster("bookinfo")
+    sim.deny("create", "pods/exec", "curl")
+    with pytest.raises(ClusterUnavailable) as raised:
+        preflight(client, "probe", "curl")
+    assert 'create pods/exec in namespace "curl"' in raised.value.message
+    assert preflight(client, "probe", "bookinfo") == []
+
+
+def test_forbidden_access_reviews_do_not_stop_the_command(cluster):
+    sim, client, _ = cluster("bookinfo")
+    sim.deny("create", "selfsubjectaccessreviews", group="authorization.k8s.io")
+    (warning,) = preflight(client, "skew", None)
+    assert "could not be checked in advance" in warning
+
+
+def test_one_review_per_distinct_question(cluster):
+    _, client, asked = cluster("sail")
+    preflight(client, "verify", NAMESPACE)
+    assert len(asked) == len(set(asked))

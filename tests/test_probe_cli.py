@@ -340,3 +340,16 @@ def test_verify_can_pick_enrolled_client_pods_automatically(cluster):
     details = next(c.pod for c in everyone if c.pod.startswith("details-"))
     in_bookinfo = find_client_pods(api, "bookinfo", exclude_pods=[details])  # a bare name works too
     assert in_bookinfo and all(c.namespace == "bookinfo" and c.pod != details for c in in_bookinfo)
+
+
+def test_curl_error_lines_split_across_exec_frames_are_read_whole():
+    """The API server may cut stderr anywhere; 'curl: (56)' must not become 'curl: (5' and '6)'."""
+    from kubectl_waypoint.probe.engine import _Run
+    from kubectl_waypoint.probe.expectations import Expectation
+
+    run = _Run(Expectation.denial("l4"), planned=2, started=0.0, clock=lambda: 0.0, progress=None)
+    for chunk in ("curl: (5", "6) Recv failure: Connection reset by peer\ncurl: (56) Recv", " failure: again"):
+        run.stderr(chunk)
+    run.stderr("", final=True)
+    assert run.curl_errors == ["curl: (56) Recv failure: Connection reset by peer", "curl: (56) Recv failure: again"]
+    assert run.curl_failures_seen == 2

@@ -311,6 +311,7 @@ class _Run:
     curl_failures_seen: int = 0
     failing_since: float | None = None
     curl_errors: list[str] = field(default_factory=list)
+    stderr_partial: str = ""  # the start of a line whose end has not arrived yet
 
     def add(self, response: Response) -> None:
         self.responses.append(response)
@@ -319,9 +320,14 @@ class _Run:
         self.curl_failures_parsed += response.exit_code != 0
         self._failing(not good)
 
-    def stderr(self, text: str) -> None:
-        """curl prints an error line the moment a transfer fails, while its result is still buffered."""
-        for line in text.splitlines():
+    def stderr(self, text: str, final: bool = False) -> None:
+        """curl prints an error line the moment a transfer fails, while its result is still buffered.
+
+        Exec frames may split a line anywhere: only complete lines are read; `final` reads the rest.
+        """
+        lines = (self.stderr_partial + text).split("\n")
+        self.stderr_partial = "" if final else lines.pop()
+        for line in lines:
             if line.startswith("curl: ("):
                 self.curl_failures_seen += 1
                 if len(self.curl_errors) < 5 and line not in self.curl_errors:
@@ -449,6 +455,7 @@ def _session(cluster, client: ClientPod, argv: list[str], run: _Run, nonce: str,
         broken = True
     finally:
         stream.close()
+        run.stderr("", final=True)
     if not broken and got == 0 and stream.returncode not in (0, None):
         _explain_curl_failure(stderr.decode("utf-8", "replace"), stream.returncode, continuous)
     if broken or got < count:

@@ -23,6 +23,11 @@ def _restore_child_environment() -> None:
         os.environ.pop("LD_LIBRARY_PATH", None)
 
 
+def printable(text: str) -> str:
+    """One line with no terminal control characters: messages quote user input (names, durations)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _wants_traceback(argv: list[str]) -> bool:
     return any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
 
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except WaypointError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {printable(exc.message)}", err=True)
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback with -v
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
+        click.echo(f"error: internal error: {type(exc).__name__}: {printable(str(exc))} "
                    "(this is a bug in kubectl-waypoint; rerun with -v and report it)", err=True)
         return ExitCode.FAILED
 

@@ -20,6 +20,18 @@ def connect(flags):
     return Cluster(resolve_target(flags))
 
 
+def warn_permissions(cluster, command: str, namespace: str | None, checks: list[str] | None = None) -> None:
+    """Ask the API server in advance (SelfSubjectAccessReview) for everything the command needs.
+
+    Every missing core permission ends the command at once (exit 3), each with its RBAC rule; a
+    missing optional one is a warning on stderr, and the check that needs it says so again.
+    """
+    from .kube.preflight import preflight
+
+    for warning in preflight(cluster, command, namespace, checks=checks):
+        click.echo(f"warning: {warning}", err=True)
+
+
 def skew_result(cluster, namespace: str | None):
     from .discovery import fetch_inventory
     from .skew import judge_inventory
@@ -86,6 +98,9 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
     junit = _open_for_writing(junit_file, "--junit-file") if junit_file else None
     cluster = connect(flags)
     namespace = cluster.target.namespace
+    from .checks.runner import with_prerequisites
+
+    warn_permissions(cluster, "verify", namespace, [spec.id for spec in with_prerequisites(catalogue, selected)])
     observer = WaitObserver(sys.stderr) if wait_s or sys.stderr.isatty() else None
     try:
         run = run_until(catalogue, selected, lambda: VerifyFacts(cluster, namespace, options), JUDGES, wait_s,

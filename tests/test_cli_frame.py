@@ -77,3 +77,9 @@ def test_frozen_build_gives_children_the_users_library_path(monkeypatch):
     monkeypatch.setenv("LD_LIBRARY_PATH", "/tmp/_MEI123")
     _restore_child_environment()  # the user had none
     assert "LD_LIBRARY_PATH" not in os.environ
+
+
+def test_error_line_escapes_control_characters_from_user_input(run_cli):
+    result = run_cli("skew", "--request-timeout", "1\n\x1b[31mred", expect=2)
+    (line,) = result.stderr.splitlines()
+    assert "\\n" in line and "\x1b" not in line and "\\x1b[31mred" in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -137,3 +139,9 @@ def test_one_review_per_distinct_question(cluster):
     _, client, asked = cluster("sail")
     preflight(client, "verify", NAMESPACE)
     assert len(asked) == len(set(asked))
+
+
+def test_readme_cluster_role_is_the_generated_one():
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    block = text.split("## RBAC", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == render_cluster_role()

@@ -170,7 +170,7 @@ def sync_status_available(facts) -> list[Outcome]:
     sync = facts.sync
     if sync.problems and not sync.read_from:
         return [Outcome("inconclusive", "istiod", "istiod's sync status could not be read: " + sync.problems[0],
-                        tuple(sync.problems))]
+                        tuple(sync.problems[1:]))]
     if sync.problems:
         return [Outcome("warn", "istiod", f"sync status read from {', '.join(sync.read_from)} but not from every "
                         "istiod: " + sync.problems[0], tuple(sync.problems))]

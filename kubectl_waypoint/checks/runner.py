@@ -85,7 +85,7 @@ def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: d
     known = dict(status_of)
     reported = {spec.id for spec in selected}
     results: list[CheckResult] = []
-    for spec in _with_prerequisites(catalogue, selected):
+    for spec in with_prerequisites(catalogue, selected):
         if spec.id in known and spec.id not in reported:
             continue
         blocked = [need for need in spec.needs if status_of.get(need) in ("fail", "skip", "inconclusive")]
@@ -101,7 +101,8 @@ def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: d
     return results
 
 
-def _with_prerequisites(catalogue: Catalogue, selected: list[CheckSpec]) -> list[CheckSpec]:
+def with_prerequisites(catalogue: Catalogue, selected: list[CheckSpec]) -> list[CheckSpec]:
+    """The selection plus every check it needs, in catalogue order."""
     wanted = {spec.id for spec in selected}
     pending = list(wanted)
     while pending:

@@ -88,7 +88,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     # verify: the namespace under test.
     Permission(_VERIFY, "get", r.NAMESPACES, CLUSTER, True),
     Permission(_VERIFY, "list", r.SERVICES, TARGET, True),
-    Permission(_VERIFY, "get", r.DEPLOYMENTS, TARGET, False, "waypoint Deployments cannot be read, so "
+    Permission(_VERIFY, "list", r.DEPLOYMENTS, TARGET, False, "waypoint Deployments cannot be read, so "
                "waypoint-deployment-available is inconclusive", checks=("waypoint-deployment-available",)),
     Permission(_VERIFY, "create", r.PODS, CONTROL_PLANE, False, "istiod's sync status cannot be read, so "
                "sync-status-available is inconclusive (--proxy-status-file avoids it)", subresource="exec",

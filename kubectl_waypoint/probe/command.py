@@ -125,7 +125,7 @@ def build_expectation(options: ProbeOptions, weights: dict[str, float | None] | 
 
 def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: bool) -> int:
     """The whole command: check, connect, resolve the client, probe, render; returns the exit code."""
-    from ..commands import RESULT_EXIT_CODES, connect
+    from ..commands import RESULT_EXIT_CODES, connect, warn_permissions
     from ..render.probe import ProgressPrinter, render_probe
     from ..render.structured import dump
     from ..render.text import style_for
@@ -135,6 +135,7 @@ def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: b
     checked = check_options(options)
     cluster = connect(flags)
     namespace = cluster.target.namespace
+    warn_permissions(cluster, "probe", namespace)
     weights = checked.weights
     if checked.route is not None:
         route_namespace, route_name = checked.route

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from measure import kubectl_path, plugin_path
 
 from kubectl_waypoint.sim import SimCluster
 
@@ -43,10 +44,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    kubectl = shutil.which("kubectl") or sys.exit("kubectl is not on PATH")
-    plugin = shutil.which("kubectl-waypoint", path=os.path.dirname(sys.executable)) or shutil.which("kubectl-waypoint")
-    if plugin is None:
-        sys.exit("kubectl-waypoint is not installed in this environment (pip install -e .)")
+    kubectl = kubectl_path()
+    plugin = plugin_path()
 
     with tempfile.TemporaryDirectory() as folder, SimCluster("bookinfo") as sim:
         sim.mesh.allow_shell = True

@@ -17,31 +17,16 @@ import argparse
 import math
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 from kubectl_waypoint.kube.client import PAGE_SIZE
+from measure import plugin_path, timed
+
 from kubectl_waypoint.sim import SimCluster, generate_large_scenario
 
 NAMESPACE = "mesh-0000"  # generate_large_scenario's first waypoint namespace
-
-
-def timed(argv: list[str], env: dict) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MB and exit code of one process."""
-    with tempfile.TemporaryFile() as errors:
-        actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, errors.fileno(), 2)]
-        start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-        _, status, usage = os.wait4(pid, 0)
-        elapsed = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 1, 4):
-            errors.seek(0)
-            sys.exit(f"{' '.join(argv[1:])} failed with exit {code}: {errors.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024, code
 
 
 def serve(nodes: int, waypoints: int, folder: str, conn) -> None:
@@ -111,9 +96,7 @@ def main() -> None:
                         help="cluster size (repeatable); default 5000:200 and 1000:2000")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    plugin = shutil.which("kubectl-waypoint", path=os.path.dirname(sys.executable)) or shutil.which("kubectl-waypoint")
-    if plugin is None:
-        sys.exit("kubectl-waypoint is not installed in this environment (pip install -e .)")
+    plugin = plugin_path()
     scenarios = [tuple(int(n) for n in s.split(":")) for s in args.scenario or ["5000:200", "1000:2000"]]
     rows = []
     for nodes, waypoints in scenarios:

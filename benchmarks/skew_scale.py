@@ -16,34 +16,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 
 from kubectl_waypoint.discovery import DATA_PLANE_KINDS, ISTIOD_SELECTOR
+from measure import kubectl_path, plugin_path, timed
+
 from kubectl_waypoint.sim import SimCluster, generate_large_scenario
-
-
-def timed(argv: list[str], env: dict) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MB and exit code of one process.
-
-    Linux carries the pre-exec high-water mark into ru_maxrss, so the spawning process must stay
-    small: the simulated cluster runs in a separate process.
-    """
-    with tempfile.TemporaryFile() as errors:
-        actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                   (os.POSIX_SPAWN_DUP2, errors.fileno(), 2)]
-        start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-        _, status, usage = os.wait4(pid, 0)
-        elapsed = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 1, 4):
-            errors.seek(0)
-            sys.exit(f"{argv[0]} failed with exit {code}: {errors.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024, code
 
 
 def serve(nodes: int, waypoints: int, folder: str, conn) -> None:
@@ -72,10 +52,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    kubectl = shutil.which("kubectl") or sys.exit("kubectl is not on PATH")
-    plugin = shutil.which("kubectl-waypoint", path=os.path.dirname(sys.executable)) or shutil.which("kubectl-waypoint")
-    if plugin is None:
-        sys.exit("kubectl-waypoint is not installed in this environment (pip install -e .)")
+    kubectl = kubectl_path()
+    plugin = plugin_path()
 
     with tempfile.TemporaryDirectory() as folder:
         conn, child_conn = multiprocessing.Pipe()

@@ -18,12 +18,13 @@ import argparse
 import resource
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from measure import plugin_path
 
 from kubectl_waypoint.sim import SimCluster, generate_routes_scenario
 
@@ -53,9 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    plugin = shutil.which("kubectl-waypoint", path=os.path.dirname(sys.executable)) or shutil.which("kubectl-waypoint")
-    if plugin is None:
-        sys.exit("kubectl-waypoint is not installed in this environment (pip install -e .)")
+    plugin = plugin_path()
     print(f"{'waypoints':>9} {'routes':>6} {'checks':>8} {'median s':>9} {'cpu s':>6} {'API req':>8} {'execs':>6} "
           f"{'probe req':>9}  result")
     for waypoints, routes in ((1, 1), (1, 5), (5, 5), (10, 10), (10, 20)):

@@ -134,6 +134,13 @@ def test_kubectl_waypoint_skew_against_the_simulated_cluster(plugin_bin, bookinf
     assert "result: pass" in result.stdout
 
 
+def test_yaml_output_of_the_single_file_is_the_json_document(built, bookinfo):
+    # The executable carries no libyaml: PyYAML falls back to its pure-Python code.
+    outputs = {fmt: run([built[0], "skew", "--kubeconfig", bookinfo.kubeconfig, "-o", fmt]) for fmt in ("json", "yaml")}
+    assert all(result.returncode == 0 for result in outputs.values()), outputs
+    assert yaml.safe_load(outputs["yaml"].stdout) == json.loads(outputs["json"].stdout)
+
+
 def test_the_demo_runs_from_the_single_file(built):
     # The simulated cluster makes its certificate with the openssl command, a child process that
     # must load the system's libssl, not the bundle's.

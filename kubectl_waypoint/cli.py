@@ -83,19 +83,15 @@ def _settings() -> dict:
     return merged
 
 
-def cluster_flags(kubeconfig, context, cluster, user, namespace, request_timeout):
-    from .kube.config import ClusterFlags
-
-    return ClusterFlags(kubeconfig=kubeconfig, context=context, cluster=cluster, user=user,
-                        namespace=namespace, request_timeout=request_timeout)
-
-
 def with_cluster_flags(command):
     """Bundle the kubectl flags into one ClusterFlags argument named `flags`."""
 
     @functools.wraps(command)
     def wrapper(kubeconfig, context, cluster, user, namespace, request_timeout, **kwargs):
-        flags = cluster_flags(kubeconfig, context, cluster, user, namespace, request_timeout)
+        from .kube.config import ClusterFlags
+
+        flags = ClusterFlags(kubeconfig=kubeconfig, context=context, cluster=cluster, user=user,
+                             namespace=namespace, request_timeout=request_timeout)
         return command(flags=flags, **kwargs)
 
     return wrapper

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import ExitCode
+from .errors import BadInput, ExitCode
 
 RESULT_EXIT_CODES = {"pass": ExitCode.OK, "warn": ExitCode.OK, "fail": ExitCode.FAILED,
                      "inconclusive": ExitCode.INCONCLUSIVE}
@@ -119,8 +119,6 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
 
 def _open_for_writing(path: str, flag: str):
     """Open an output file before the run, so a bad path fails in a second, not after the probes."""
-    from .errors import BadInput
-
     try:
         return open(path, "wb")
     except OSError as exc:
@@ -144,7 +142,6 @@ def build_verify_options(*, client, probe_config, proxy_status_file, alpha: floa
     """Read and validate the files verify was given before anything touches the cluster."""
     from .checks.facts import VerifyOptions
     from .checks.probe_config import ProbeConfig, load_probe_config
-    from .errors import BadInput
 
     if not 0 < alpha < 1:
         raise BadInput(f"--alpha {alpha} is not between 0 and 1; the default is 0.001")

@@ -16,7 +16,6 @@ import click
 from .commands import RESULT_EXIT_CODES, connect, render_skew_output, render_verify_output, skew_result
 from .errors import BadInput, ExitCode
 
-RESULT_ORDER = ["pass", "warn", "inconclusive", "fail"]
 DEMO_NAMESPACE = "bookinfo"  # every bundled scenario builds on the Bookinfo mesh
 
 
@@ -41,7 +40,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
     from .checks.catalogue import load_catalogue
     from .checks.facts import VerifyFacts, VerifyOptions
     from .checks.judges import JUDGES
-    from .checks.runner import run_until
+    from .checks.runner import run_until, worst
     from .kube.config import ClusterFlags
     from .report import skew_report, verify_report
     from .sim import SimCluster
@@ -54,8 +53,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
         skew = skew_result(cluster, None)
         verify = run_until(catalogue, list(catalogue.checks),
                            lambda: VerifyFacts(cluster, DEMO_NAMESPACE, VerifyOptions()), JUDGES, 0)
-    results = [skew.result, verify.result]
-    worst = max(results, key=RESULT_ORDER.index)
+    result = worst([skew.result, verify.result])
     if output == "table":
         click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
         click.echo("$ kubectl waypoint skew")
@@ -66,9 +64,9 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
         from .render.structured import dump
 
         document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
-                    "result": worst, "reports": [skew_report(skew), verify_report(verify, DEMO_NAMESPACE)]}
+                    "result": result, "reports": [skew_report(skew), verify_report(verify, DEMO_NAMESPACE)]}
         click.echo(dump(document, output), nl=False)
-    return RESULT_EXIT_CODES[worst]
+    return RESULT_EXIT_CODES[result]
 
 
 def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> int:

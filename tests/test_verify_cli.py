@@ -312,3 +312,14 @@ def test_many_routes_probed_concurrently_in_catalogue_order(run_cli, tmp_path):
     subjects = [c["subject"] for c in concurrent["checks"]]
     assert subjects == [c["subject"] for c in sequential["checks"]] and len(subjects) == 4
     assert {c["status"] for c in concurrent["checks"]} == {"pass"}
+
+
+def test_unwritable_junit_file_and_bad_alpha_fail_before_any_check(run_cli, cluster, tmp_path):
+    sim, kubeconfig = cluster("bookinfo")
+    sim.clear_requests()
+    line = one_line_error(run_cli("verify", "--kubeconfig", kubeconfig, "--junit-file",
+                                  str(tmp_path / "no-such-dir" / "out.xml"), expect=2).stderr)
+    assert "--junit-file" in line and "no-such-dir" in line
+    line = one_line_error(run_cli("verify", "--kubeconfig", kubeconfig, "--alpha", "2", expect=2).stderr)
+    assert "--alpha 2" in line
+    assert sim.requests == []  # refused before touching the cluster

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..skew import judge_component, resolve_control_plane
 from ..sync import judge_waypoint_sync
-from .runner import Outcome
+from .runner import Outcome, worst
 from . import traffic
 
 UPDATE_STRATEGY_AMBIENT = "InPlace"
@@ -189,10 +189,10 @@ def waypoint_sync(facts) -> list[Outcome]:
     for ref, pod, record in _waypoint_pods_with_sync(facts):
         findings = judge_waypoint_sync(record, pod.name, pod.namespace, None)
         findings = findings if record is None else findings[:-1]  # the last finding is the version
-        worst = max(findings, key=lambda f: {"pass": 0, "warn": 1, "fail": 2}[f.status])
+        status = worst(f.status for f in findings)
         evidence = tuple(e for f in findings for e in f.evidence)
-        outcomes.append(Outcome(worst.status, f"{pod.namespace}/{pod.name}",
-                                " ".join(f.message for f in findings if f.status == worst.status), evidence))
+        outcomes.append(Outcome(status, f"{pod.namespace}/{pod.name}",
+                                " ".join(f.message for f in findings if f.status == status), evidence))
     return outcomes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from ..errors import ClusterUnavailable, WaypointError
 from ..kube.client import PermissionDenied
@@ -52,8 +52,8 @@ class VerifyRun:
 
     @property
     def result(self) -> str:
-        worst = max((SEVERITY[r.status] for r in self.results), default=0)
-        return {0: "pass", 1: "warn", 2: "inconclusive", 3: "fail"}[worst]
+        status = worst(r.status for r in self.results)
+        return "pass" if status == "skip" else status  # a run of skips passed: nothing failed
 
     def summary(self) -> dict[str, int]:
         counts = {status: 0 for status in ("pass", "warn", "fail", "skip", "inconclusive")}
@@ -70,8 +70,9 @@ class Observer(Protocol):
 Judge = Callable[[object], list[Outcome]]
 
 
-def worst(outcomes: list[Outcome]) -> str:
-    return max((o.status for o in outcomes), key=lambda s: SEVERITY[s], default="pass")
+def worst(statuses: Iterable[str]) -> str:
+    """The most serious status: fail over inconclusive over warn over pass and skip."""
+    return max(statuses, key=SEVERITY.__getitem__, default="pass")
 
 
 def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: dict[str, Judge],
@@ -95,7 +96,7 @@ def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: d
             if observer and spec.id in reported:
                 observer.check_started(spec)
             outcomes = _judge(spec, facts, judges[spec.id])
-        status_of[spec.id] = worst(outcomes)
+        status_of[spec.id] = worst(o.status for o in outcomes)
         if spec.id in reported:
             results += [CheckResult(spec, o.status, o.subject, o.message, o.evidence) for o in outcomes]
     return results

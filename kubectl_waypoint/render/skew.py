@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..skew import SkewResult
+from .safe import safe
 from .text import Style, table
 
 
@@ -33,6 +34,6 @@ def render_skew(result: SkewResult, style: Style) -> str:
     if notes:
         lines.append("")
         for c in notes:
-            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {c.message}")
+            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {safe(c.message)}")
     lines += ["", f"result: {style.status(result.result)} ({result.summary})"]
     return "\n".join(lines) + "\n"

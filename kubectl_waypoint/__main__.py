@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-from .errors import ExitCode, WaypointError
+from .errors import ExitCode, WaypointError, kubectl_style
 from .render.safe import safe
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except WaypointError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {safe(exc.message)}", err=True)
+        click.echo(f"error: {safe(kubectl_style(exc.message))}", err=True)
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

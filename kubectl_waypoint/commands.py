@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import BadInput, ExitCode
+from .errors import BadInput, ExitCode, kubectl_style
 from .render.safe import cut, safe
 from .render.text import plural
 
@@ -19,7 +19,7 @@ INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 def conclude(code: int, sentence: str) -> int:
     """The contract's last word on a non-zero exit: one sentence on stderr starting `error:`."""
     if code != ExitCode.OK:
-        click.echo(f"error: {sentence}", err=True)
+        click.echo(f"error: {kubectl_style(sentence)}", err=True)
     return code
 
 
@@ -56,8 +56,8 @@ def verify_sentence(run, namespace: str) -> str:
         return f"verify -n {safe(namespace)} did not pass"
     first = bad[0]
     subject = "" if first.subject in ("-", "") else f" [{safe(first.subject)}]"
-    what = (f"{plural(len(bad), 'check')} failed" if status == "fail"
-            else f"{plural(len(bad), 'check')} could not be decided")
+    checks = plural(len({r.id for r in bad}), "check")
+    what = f"{checks} failed" if status == "fail" else f"{checks} could not be decided"
     return (f"{what} in namespace {safe(namespace)}; the first, {first.id}{subject}: "
             f"{cut(first.message, SENTENCE_LIMIT)}; next: {safe(hint_for(first, namespace))} "
             f"(more: {explain_command(first.id)})")
@@ -157,9 +157,9 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
     try:
         cluster = connect(flags)
         namespace = cluster.target.namespace
-        if not cluster.target.namespace_explicit:
-            click.echo(f'checking namespace "{safe(namespace)}" (no -n given; pass -n NAMESPACE for another)',
-                       err=True)
+        if not cluster.target.namespace_explicit and namespace == "default":  # kubectl's fallback, say so
+            click.echo('checking namespace "default": no -n given and the context sets no other; '
+                       "pass -n NAMESPACE to check another", err=True)
         origin = report_origin(cluster.target)
         warn_permissions(cluster, "verify", namespace, [spec.id for spec in with_prerequisites(catalogue, selected)])
         observer = WaitObserver(sys.stderr) if wait_s or sys.stderr.isatty() else None

@@ -87,7 +87,7 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
         for name, n in verdict.backends.items():
             estimate = (verdict.shares or {}).get(name)
             expected = verdict.expected.get(name) if verdict.expected is not None else None
-            rows.append([name, str(n),
+            rows.append([cut(name, BODY_LIMIT), str(n),
                          _percent(estimate.observed) if estimate else "-",
                          f"{_percent(estimate.low)}-{_percent(estimate.high)}" if estimate else "-",
                          _percent(expected) if expected is not None else "-"])

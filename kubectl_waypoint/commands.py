@@ -28,7 +28,8 @@ def skew_sentence(result) -> str:
     failed = [c for c in result.components if c.status in ("ahead", "too-old")]
     if failed:
         first = failed[0]
-        return (f"{plural(len(failed), 'workload')} break the n-1 version rule; the first, {first.kind} "
+        verb = "breaks" if len(failed) == 1 else "break"
+        return (f"{plural(len(failed), 'workload')} {verb} the n-1 version rule; the first, {first.kind} "
                 f"{safe(first.namespace)}/{safe(first.workload)}: {cut(first.message, SENTENCE_LIMIT)}")
     unknown = [c for c in result.components if c.status == "unknown"]
     if unknown:
@@ -59,8 +60,8 @@ def verify_sentence(run, namespace: str) -> str:
     checks = plural(len({r.id for r in bad}), "check")
     what = f"{checks} failed" if status == "fail" else f"{checks} could not be decided"
     return (f"{what} in namespace {safe(namespace)}; the first, {first.id}{subject}: "
-            f"{cut(first.message, SENTENCE_LIMIT)}; next: {safe(hint_for(first, namespace))} "
-            f"(more: {explain_command(first.id)})")
+            f"{kubectl_style(cut(first.message, SENTENCE_LIMIT))}; "
+            f"next: {kubectl_style(safe(hint_for(first, namespace)))} (more: {explain_command(first.id)})")
 
 
 def connect(flags):

@@ -158,3 +158,31 @@ def test_real_kubectl_completes_namespaces_of_the_simulated_cluster(plugin_path,
     candidates, directive = kubectl_complete(plugin_path, "skew", "--kubeconfig", bookinfo, "-n", "istio")
     assert candidates == ["istio-system"]
     assert directive == f":{DIRECTIVE_NO_FILE_COMP}"
+
+
+# -- every flag value a user types (issue 13) -------------------------------------------------------
+
+def test_routes_complete_in_the_namespace_on_the_line_or_the_one_typed(bookinfo):
+    assert values(["probe", "--kubeconfig", bookinfo, "-n", "bookinfo", "--route", ""]) == ["reviews"]
+    assert values(["probe", "--kubeconfig", bookinfo, "--route", "bookinfo/re"]) == ["bookinfo/reviews"]
+    assert values(["probe", "--kubeconfig", bookinfo, "-n", "curl", "--route", ""]) == []
+
+
+def test_check_names_complete_for_only_skip_and_explain():
+    from kubectl_waypoint.checks.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    assert values(["verify", "--only", ""]) == sorted([c.id for c in catalogue.categories]
+                                                      + [c.id for c in catalogue.checks])
+    assert values(["verify", "--skip", "routing,authz-den"]) == ["routing,authz-denied-method",
+                                                                 "routing,authz-denied-principal"]
+    answer = complete(cli, ["explain", "waypoint-s"])
+    assert answer.candidates == (("waypoint-sync", catalogue.check("waypoint-sync").title),)
+
+
+def test_output_formats_rbac_commands_and_verify_clients_complete(bookinfo):
+    assert values(["verify", "-o", ""]) == ["table", "short", "json", "yaml"]
+    assert values(["checks", "-o", "j"]) == ["json"]
+    assert {"all", "probe", "skew", "verify"} <= set(values(["rbac", "--command", ""]))
+    assert values(["verify", "--kubeconfig", bookinfo, "-n", "bookinfo", "--client", "deploy/rat"]) == [
+        "deploy/ratings-v1"]

@@ -7,12 +7,12 @@ import sys
 import click
 
 from .errors import BadInput, ExitCode, kubectl_style
-from .render.safe import cut, safe
+from .render.safe import safe
+from .render.sentences import interrupted_sentence, missing_namespace_sentence, skew_sentence, verify_sentence
 from .render.text import plural
 
 RESULT_EXIT_CODES = {"pass": ExitCode.OK, "warn": ExitCode.OK, "fail": ExitCode.FAILED,
                      "inconclusive": ExitCode.INCONCLUSIVE}
-SENTENCE_LIMIT = 300  # characters of a cluster-supplied message quoted in the final sentence
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
@@ -21,47 +21,6 @@ def conclude(code: int, sentence: str) -> int:
     if code != ExitCode.OK:
         click.echo(f"error: {kubectl_style(sentence)}", err=True)
     return code
-
-
-def skew_sentence(result) -> str:
-    """Why skew exits 1 or 4: how many workloads break the rule and the first, or what is unknown."""
-    failed = [c for c in result.components if c.status in ("ahead", "too-old")]
-    if failed:
-        first = failed[0]
-        verb = "breaks" if len(failed) == 1 else "break"
-        return (f"{plural(len(failed), 'workload')} {verb} the n-1 version rule; the first, {first.kind} "
-                f"{safe(first.namespace)}/{safe(first.workload)}: {cut(first.message, SENTENCE_LIMIT)}")
-    unknown = [c for c in result.components if c.status == "unknown"]
-    if unknown:
-        first = unknown[0]
-        return (f"the version skew of {plural(len(unknown), 'workload')} could not be decided; the first, "
-                f"{first.kind} {safe(first.namespace)}/{safe(first.workload)}: {cut(first.message, SENTENCE_LIMIT)}")
-    return safe(result.summary)
-
-
-def probe_sentence(outcome) -> str:
-    """Why probe exits 1 or 4: the verdict's first reason (it says what to change for an undecided run)."""
-    verdict = outcome.verdict
-    what = "failed" if verdict.result == "fail" else "could not decide"
-    reason = cut(verdict.reasons[0], SENTENCE_LIMIT) if verdict.reasons else "see the report above"
-    return f"the probe of {safe(outcome.url)} from pod {safe(outcome.client.pod)} {what}: {reason}"
-
-
-def verify_sentence(run, namespace: str) -> str:
-    """Why verify exits 1 or 4: how many checks failed (or were undecided), the first, what to do."""
-    from .checks.hints import explain_command, hint_for
-
-    status = "fail" if run.result == "fail" else "inconclusive"
-    bad = [r for r in run.results if r.status == status]
-    if not bad:
-        return f"verify -n {safe(namespace)} did not pass"
-    first = bad[0]
-    subject = "" if first.subject in ("-", "") else f" [{safe(first.subject)}]"
-    checks = plural(len({r.id for r in bad}), "check")
-    what = f"{checks} failed" if status == "fail" else f"{checks} could not be decided"
-    return (f"{what} in namespace {safe(namespace)}; the first, {first.id}{subject}: "
-            f"{kubectl_style(cut(first.message, SENTENCE_LIMIT))}; "
-            f"next: {kubectl_style(safe(hint_for(first, namespace)))} (more: {explain_command(first.id)})")
 
 
 def connect(flags):
@@ -176,8 +135,7 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
             if junit:
                 junit.error(namespace, "interrupted (Ctrl-C) before any check finished")
             raise
-        sentence = (f"interrupted (Ctrl-C) after {plural(len({r.id for r in partial.results}), 'check')} "
-                    f"of {len(selected)}; the report above is partial")
+        sentence = interrupted_sentence(partial, len(selected))
         if junit:
             junit.run(partial, catalogue, namespace, origin, interrupted=sentence)
         click.echo(render_verify_output(partial, catalogue, namespace, output, no_colour, origin, interrupted=True),
@@ -191,9 +149,7 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
         junit.run(run, catalogue, namespace, origin)
     missing = next((r for r in run.results if r.id == "namespace-exists" and r.status == "fail"), None)
     if missing is not None and output in ("table", "short"):  # one sentence, not a report of skipped checks
-        return conclude(ExitCode.FAILED, f"{cut(missing.message, SENTENCE_LIMIT)} in context "
-                                         f"{safe(cluster.target.context or cluster.target.server)}; "
-                                         "kubectl get namespaces lists them, pass the right one with -n")
+        return conclude(ExitCode.FAILED, missing_namespace_sentence(missing, cluster.target))
     click.echo(render_verify_output(run, catalogue, namespace, output, no_colour, origin), nl=False)
     return conclude(RESULT_EXIT_CODES[run.result], verify_sentence(run, namespace))
 

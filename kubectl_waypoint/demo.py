@@ -15,8 +15,7 @@ import threading
 
 import click
 
-from .commands import (RESULT_EXIT_CODES, conclude, connect, render_skew_output, render_verify_output, skew_result,
-                       skew_sentence, verify_sentence)
+from .commands import RESULT_EXIT_CODES, conclude, connect, render_skew_output, render_verify_output, skew_result
 from .errors import BadInput, ExitCode
 
 DEMO_NAMESPACE = "bookinfo"  # every bundled scenario builds on the Bookinfo mesh
@@ -45,6 +44,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
     from .checks.judges import JUDGES
     from .checks.runner import run_until, worst
     from .kube.config import ClusterFlags
+    from .render.sentences import skew_sentence, verify_sentence
     from .report import report_origin, skew_report, verify_report
     from .sim import SimCluster
 

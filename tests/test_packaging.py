@@ -162,6 +162,13 @@ def test_the_demo_runs_from_the_single_file(built):
     assert json.loads(result.stdout)["result"] == "pass"
 
 
+def test_offline_help_runs_from_the_single_file(built):
+    """The check documentation (checks.md) is bundled like the catalogue."""
+    explained = run([built[0], "explain", "waypoint-sync"])
+    assert explained.returncode == 0 and "### waypoint-sync" in explained.stdout, explained.stderr
+    assert run([built[0], "rbac"]).stdout.startswith("apiVersion: rbac.authorization.k8s.io/v1")
+
+
 @pytest.mark.parametrize("users_library_path", ["/opt/users-own-libs", None])
 def test_credential_plugins_get_the_users_library_path(built, bookinfo, tmp_path, users_library_path):
     seen = tmp_path / "seen"

@@ -125,7 +125,8 @@ def build_expectation(options: ProbeOptions, weights: dict[str, float | None] | 
 
 def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: bool) -> int:
     """The whole command: check, connect, resolve the client, probe, render; returns the exit code."""
-    from ..commands import RESULT_EXIT_CODES, conclude, connect, probe_sentence, warn_permissions
+    from ..commands import RESULT_EXIT_CODES, conclude, connect, warn_permissions
+    from ..render.sentences import probe_sentence
     from ..render.probe import ProgressPrinter, render_probe
     from ..render.structured import dump
     from ..render.text import style_for

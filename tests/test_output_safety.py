@@ -141,3 +141,28 @@ def test_a_10_mb_hostile_response_body_is_cut_and_escaped(run_cli, hostile, fmt)
         doc = json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
         assert BODY.decode().split("\r")[0] in "".join(doc["backends"])  # the original, escaped by the encoder
 
+
+
+def test_our_colours_stay_and_only_theirs_are_escaped(monkeypatch):
+    from kubectl_waypoint.checks.catalogue import Catalogue, Category, CheckSpec
+    from kubectl_waypoint.checks.runner import CheckResult, VerifyRun
+    from kubectl_waypoint.render.text import Style, style_for
+    from kubectl_waypoint.render.verify import render_verify
+
+    spec = CheckSpec("gw", "waypoints", "the Gateway is Programmed", "kubectl -n {namespace} get gateways")
+    run = VerifyRun([CheckResult(spec, "fail", f"bookinfo/{GATEWAY}", gateway_message())])
+    text = render_verify(run, Catalogue((Category("waypoints", "Waypoints"),), (spec,)), "bookinfo", Style(True))
+    ours = re.compile(r"\x1b\[(?:[0-9;]+)m")
+    assert "\x1b[31m" in text and safe(gateway_message()) in text
+    assert_terminal_safe(ours.sub("", text))
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    assert style_for(Terminal(), no_colour=False).colour
+    assert not style_for(Terminal(), no_colour=True).colour  # --no-color
+    assert not style_for(object(), no_colour=False).colour  # not a terminal
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not style_for(Terminal(), no_colour=False).colour

@@ -79,6 +79,13 @@ def rbac_documents(command: str, namespace: str | None, subjects: list[Subject],
 
 
 def render_rbac(documents: list[dict]) -> str:
+    """YAML as RBAC is usually written: mappings as blocks, lists of names inline (`verbs: [get, list]`)."""
     import yaml
 
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=None) for d in documents)
+    class Dumper(yaml.SafeDumper):
+        def represent_list(self, data):
+            inline = all(isinstance(item, str) for item in data)
+            return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
+
+    Dumper.add_representer(list, Dumper.represent_list)
+    return "---\n".join(yaml.dump(d, Dumper=Dumper, sort_keys=False) for d in documents)

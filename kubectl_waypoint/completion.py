@@ -189,6 +189,13 @@ def complete_check_ids(_ctx, _param, incomplete):
     return [CompletionItem(c.id, help=c.title) for c in load_catalogue().checks if c.id.startswith(incomplete)]
 
 
+def complete_scenarios(_ctx, _param, incomplete):
+    from .sim import load_scenario, scenario_names
+
+    return [CompletionItem(name, help=load_scenario(name).description) for name in scenario_names()
+            if name.startswith(incomplete)]
+
+
 def complete_rbac_commands(_ctx, _param, incomplete):
     from .rbac import command_choices
 
@@ -212,6 +219,7 @@ COMPLETERS = {
     "skip": complete_check_names,
     "check_id": complete_check_ids,
     "command_name": complete_rbac_commands,
+    "scenario": complete_scenarios,
 }
 
 

@@ -186,3 +186,4 @@ def test_output_formats_rbac_commands_and_verify_clients_complete(bookinfo):
     assert {"all", "probe", "skew", "verify"} <= set(values(["rbac", "--command", ""]))
     assert values(["verify", "--kubeconfig", bookinfo, "-n", "bookinfo", "--client", "deploy/rat"]) == [
         "deploy/ratings-v1"]
+    assert "waypoint-stale" in values(["demo", "--scenario", "waypoint-s"])

@@ -17,6 +17,7 @@ import yaml
 from .access import DEFAULT_USER, AccessRules
 from .certs import make_tls_files
 from .mesh import Mesh
+from .resources import crd_objects
 from .podexec import ExecHandler, ExecRequest, ExecStreams, ExecutableNotFound, rules_handler
 from .faults import Fault, FaultList
 from .scenario import Scenario, load_scenario
@@ -40,7 +41,9 @@ class SimCluster:
         self.anonymous = anonymous
         self.installed = self.scenario.installed
         self.kubernetes_version = self.scenario.kubernetes_version
-        self.store = ObjectStore(self.scenario.objects, created=self.scenario.created)
+        listed_crds = {o["metadata"]["name"] for o in self.scenario.objects if o.get("kind") == "CustomResourceDefinition"}
+        self.store = ObjectStore(self.scenario.objects + tuple(crd_objects(self.installed, listed_crds)),
+                                 created=self.scenario.created)
         self.access = AccessRules()
         self.faults = FaultList()
         self.ca_file: str | None = None

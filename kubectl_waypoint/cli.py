@@ -115,17 +115,22 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @cluster_options(all_namespaces=True)
 @output_option("table", "json", "yaml")
+@click.option("--target-version", metavar="VERSION",
+              help="Judge an upgrade of the control plane to VERSION: what it would break and what must move first.")
 @common_options
 @with_cluster_flags
-def skew(flags, all_namespaces: bool, output: str) -> int:
+def skew(flags, all_namespaces: bool, output: str, target_version: str | None) -> int:
     """Judge every waypoint, ztunnel and istio-cni workload against its control plane.
 
     The n-1 rule: a data-plane component may run the control plane's minor version or one minor
-    behind, never ahead. Without -n, all namespaces are checked.
+    behind, never ahead. Without -n, all namespaces are checked. With --target-version, the
+    cluster is judged as it would be with its control plane at VERSION: exit 0 when the upgrade
+    can go ahead, 1 when something blocks it.
     """
     from .commands import run_skew
 
-    return run_skew(flags, all_namespaces=all_namespaces, output=output, no_colour=_settings().get("no_color", False))
+    return run_skew(flags, all_namespaces=all_namespaces, output=output, no_colour=_settings().get("no_color", False),
+                    target_version=target_version)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

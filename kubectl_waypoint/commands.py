@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import BadInput, ExitCode
+from .errors import BadInput, ExitCode, WaypointError
 
 RESULT_EXIT_CODES = {"pass": ExitCode.OK, "warn": ExitCode.OK, "fail": ExitCode.FAILED,
                      "inconclusive": ExitCode.INCONCLUSIVE}
@@ -39,24 +39,56 @@ def skew_result(cluster, namespace: str | None):
     return judge_inventory(fetch_inventory(cluster, namespace))
 
 
-def render_skew_output(result, output: str, no_colour: bool) -> str:
+def render_skew_output(result, output: str, no_colour: bool, plan=None) -> str:
     if output == "table":
         from .render.skew import render_skew
         from .render.text import style_for
 
-        return render_skew(result, style_for(sys.stdout, no_colour))
+        return render_skew(result, style_for(sys.stdout, no_colour), plan)
     from .render.structured import dump
     from .report import skew_report
 
-    return dump(skew_report(result), output)
+    return dump(skew_report(result, plan), output)
 
 
-def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool) -> int:
+def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool, target_version: str | None = None) -> int:
+    target = None
+    if target_version is not None:
+        from .plan import parse_target
+
+        target = parse_target(target_version)  # a malformed version fails before any request
     cluster = connect(flags)
     namespace = cluster.target.namespace if flags.namespace and not all_namespaces else None
-    result = skew_result(cluster, namespace)
-    click.echo(render_skew_output(result, output, no_colour), nl=False)
-    return RESULT_EXIT_CODES[result.result]
+    from .discovery import fetch_inventory
+    from .skew import judge_inventory
+
+    inventory = fetch_inventory(cluster, namespace)
+    result = judge_inventory(inventory)
+    plan = upgrade_plan(cluster, result, inventory.sail.istios, target) if target else None
+    click.echo(render_skew_output(result, output, no_colour, plan), nl=False)
+    return RESULT_EXIT_CODES[plan.result if plan else result.result]
+
+
+def upgrade_plan(cluster, result, sail_istios: list[dict], target):
+    """Read what the plan needs beyond skew (server version, Gateway API CRDs) and judge the upgrade."""
+    from .kube import resources as r
+    from .kube.client import NotFound, PermissionDenied, ResourceNotInstalled
+    from .plan import plan_upgrade
+
+    try:
+        server_version = str(cluster.request_json("GET", "/version").get("gitVersion") or "")
+    except WaypointError:
+        server_version = None
+    bundle, state = None, "installed"
+    try:
+        crd = cluster.get(r.CRDS, "gateways.gateway.networking.k8s.io")
+        bundle = ((crd.get("metadata") or {}).get("annotations") or {}).get("gateway.networking.k8s.io/bundle-version")
+    except (NotFound, ResourceNotInstalled):
+        state = "absent"
+    except PermissionDenied as exc:
+        state = f"unreadable: {exc.message}"
+    return plan_upgrade(result, target, sail_istios=sail_istios, kubernetes_version=server_version,
+                        gateway_api_version=bundle, gateway_api_state=state)
 
 
 class WaitObserver:

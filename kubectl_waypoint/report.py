@@ -35,7 +35,31 @@ def verify_report(run, namespace: str) -> dict:
     }
 
 
-def skew_report(result: SkewResult) -> dict:
+def skew_report(result: SkewResult, plan=None) -> dict:
+    """SkewReport; with an UpgradePlan (--target-version) also targetVersion, targetStatus and the plan."""
+    document = _skew_document(result)
+    if plan is None:
+        return document
+    document["result"] = plan.result
+    document["targetVersion"] = plan.target.raw
+    for entry, (_component, judgement) in zip(document["components"], plan.components):
+        entry.update({"targetStatus": judgement.status, "targetMinorSkew": judgement.minor_skew,
+                      "targetMessage": judgement.message})
+    document["plan"] = {
+        "result": plan.result,
+        "blockers": [_finding(f) for f in plan.blockers],
+        "warnings": [_finding(f) for f in plan.warnings],
+        "checks": [_finding(f) for f in plan.findings],
+        "steps": list(plan.steps),
+    }
+    return document
+
+
+def _finding(finding) -> dict:
+    return {"level": finding.level, "subject": finding.subject, "message": finding.message}
+
+
+def _skew_document(result: SkewResult) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "SkewReport",

@@ -210,6 +210,8 @@ def test_cli_plan_blocked_exits_1_and_says_what_moves_first(run_cli, served):
     assert "UPGRADE TO 1.30.0" in result.stdout
     assert "1. upgrade to 1.29 first" in result.stdout
     assert "result: fail (the upgrade to 1.30.0 is blocked by 4 findings)" in result.stdout
+    assert one_line_error(result.stderr).startswith(
+        "error: the upgrade to 1.30.0 is blocked by 4 findings; the first, control plane istio-system/default:")
 
 
 def test_cli_plan_blocks_on_an_unsupported_kubernetes(run_cli, served, tmp_path):

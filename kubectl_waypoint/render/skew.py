@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..skew import SkewResult
+from .safe import safe
 from .text import Style, table
 
 
@@ -33,7 +34,7 @@ def render_skew(result: SkewResult, style: Style, plan=None) -> str:
     if notes:
         lines.append("")
         for c in notes:
-            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {c.message}")
+            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {safe(c.message)}")
     if plan is not None:
         lines += ["", *render_plan(plan, style)]
         lines += ["", f"result: {style.status(plan.result)} ({_plan_summary(plan)})"]
@@ -58,9 +59,9 @@ def render_plan(plan, style: Style) -> list[str]:
     lines.append("")
     for finding in plan.findings:
         label = {"block": "BLOCK", "warn": "WARN", "ok": "OK"}[finding.level]
-        lines.append(f"{style.status(label, _LEVEL_STATUS[finding.level])}  {finding.subject}: {finding.message}")
+        lines.append(f"{style.status(label, _LEVEL_STATUS[finding.level])}  {safe(finding.subject)}: {safe(finding.message)}")
     lines += ["", style.bold("ORDER OF WORK")]
-    lines += [f"{n}. {step}" for n, step in enumerate(plan.steps, 1)]
+    lines += [f"{n}. {safe(step)}" for n, step in enumerate(plan.steps, 1)]
     return lines
 
 

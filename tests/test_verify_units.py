@@ -39,7 +39,7 @@ def test_every_catalogue_check_has_a_judge_and_a_docs_section():
 TWO = Catalogue(
     (Category("first", "First"), Category("second", "Second")),
     (CheckSpec("alpha", "first", "alpha works", "fix alpha"),
-     CheckSpec("beta", "second", "beta works", "fix beta", needs=("alpha",))),
+     CheckSpec("beta", "second", "beta works", "fix beta", needs=("alpha",), retry=True)),
 )
 
 
@@ -88,6 +88,37 @@ def test_wait_reruns_only_what_failed_until_the_deadline():
                         judges([Outcome("pass", "-", "ok")], [Outcome("fail", "-", "never")]), 12,
                         clock=lambda: now[0], sleep=sleep)
     assert gave_up.result == "fail" and gave_up.attempts == 4  # 0, 5, 10, 12 s
+
+
+def test_wait_never_reruns_a_check_whose_failure_is_final():
+    """A statistical rejection stays a rejection: --wait must not re-draw until a pass comes up."""
+    final = Catalogue((Category("first", "First"),), (
+        CheckSpec("split", "first", "split holds", "probe it"),
+        CheckSpec("sync", "first", "in sync", "wait", retry=True)))
+    calls = {"split": 0, "sync": 0}
+
+    def judge(check_id, status_for):
+        def run(facts):
+            calls[check_id] += 1
+            return [Outcome(status_for(calls[check_id]), "-", "")]
+        return run
+
+    now = [0.0]
+    run = run_until(final, list(final.checks), lambda: None,
+                    {"split": judge("split", lambda n: "fail"), "sync": judge("sync", lambda n: "pass" if n > 1 else "fail")},
+                    60, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert calls == {"split": 1, "sync": 2} and run.attempts == 2
+    assert [(r.id, r.status) for r in run.results] == [("split", "fail"), ("sync", "pass")]
+    only_final = run_until(final, [final.check("split")], lambda: None, {"split": judge("split", lambda n: "fail")},
+                           60, clock=lambda: now[0], sleep=lambda s: pytest.fail("nothing to wait for"))
+    assert only_final.attempts == 1 and calls["split"] == 2
+
+
+def test_the_catalogue_says_which_failures_can_heal():
+    retry = {spec.id: spec.retry for spec in load_catalogue().checks}
+    assert not any(retry[c] for c in ("route-split", "authz-allowed", "authz-denied-principal", "authz-denied-method"))
+    assert all(retry[c] for c in ("waypoint-pods-ready", "waypoint-sync", "waypoint-proxy-version", "ztunnel-skew"))
+    assert not retry["waypoint-restarts"]  # a restart count never goes down
 
 
 def test_result_ranks_fail_over_inconclusive_over_warn():

@@ -235,6 +235,8 @@ def test_route_probes_share_the_run_alpha(run_cli, tmp_path):
     with SimCluster(generate_routes_scenario(waypoints=1, routes=4)) as sim:
         kubeconfig = sim.write_kubeconfig(str(tmp_path / "k"), namespace="bookinfo")
         doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--alpha", "0.002", "-o", "json").json
+        asked = versions_asked(sim)
+    assert len(asked) == len(set(asked)) >= 1  # four concurrent probes, each pod asked for curl once
     splits = checks(doc, "route-split")
     assert len(splits) == 4 and {c["status"] for c in splits} == {"pass"}
     for split in splits:

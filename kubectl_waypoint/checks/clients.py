@@ -30,17 +30,18 @@ class CurlCapability:
     def __init__(self, cluster):
         self.cluster = cluster
         self._known: dict[tuple[str, str, str], str | None] = {}
+        self._asking: dict[tuple[str, str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def problem(self, client) -> str | None:
         """None when the client's container answers `curl --version`; else why it cannot probe."""
         key = (client.namespace, client.pod, client.container)
         with self._lock:
-            if key in self._known:
-                return self._known[key]
-        found = self._ask(client)
-        with self._lock:
-            return self._known.setdefault(key, found)
+            asking = self._asking.setdefault(key, threading.Lock())
+        with asking:  # a second probe wanting the same pod waits for the first answer
+            if key not in self._known:
+                self._known[key] = self._ask(client)
+            return self._known[key]
 
     def _ask(self, client) -> str | None:
         where = f'container "{client.container}" of pod {client.namespace}/{client.pod}'

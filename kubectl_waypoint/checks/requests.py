@@ -129,7 +129,8 @@ def _target(route: dict, index: int, rule: dict, ranked: list[tuple[_Ranked, int
             reasons.append(f"every request it matches goes to {winner.label} first, which Istio ranks higher "
                            "(exact over prefix over regular expression paths, then longer paths, a method, "
                            "more headers, more query parameters, then the older route and earlier rule)")
-    return RuleTarget(name, index, rule.get("name"), rule, None, "no probe request can reach it: " + reasons[0])
+    reason = reasons[0] if reasons else "its conditions contradict each other (such as one query parameter with two values)"
+    return RuleTarget(name, index, rule.get("name"), rule, None, "no probe request can reach it: " + reason)
 
 
 # ------------------------------------------------------------------------------------ generating

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 import os
+import random
 import re
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from kubectl_waypoint.checks.catalogue import CheckSpec, Catalogue, Category, lo
 from kubectl_waypoint.checks.judges import JUDGES
 from kubectl_waypoint.checks.probe_config import parse_probe_config
 from kubectl_waypoint.checks.runner import Outcome, VerifyRun, run_checks, run_until
+from kubectl_waypoint.checks.traffic import family_alpha
+from kubectl_waypoint.probe.stats import split_p_value
 from kubectl_waypoint.errors import BadInput
 from kubectl_waypoint.render.text import Style
 from kubectl_waypoint.render.verify import ASCII_GLYPHS, glyphs_for, render_verify
@@ -112,6 +116,27 @@ def test_wait_never_reruns_a_check_whose_failure_is_final():
     only_final = run_until(final, [final.check("split")], lambda: None, {"split": judge("split", lambda n: "fail")},
                            60, clock=lambda: now[0], sleep=lambda s: pytest.fail("nothing to wait for"))
     assert only_final.attempts == 1 and calls["split"] == 2
+
+
+def test_bonferroni_keeps_the_whole_runs_false_failure_rate_under_alpha():
+    """Seeded runs of m healthy 80/20 routes, each judged by the probe's exact split test at its allotted alpha:
+    at most alpha of the runs report any false failure; judged at alpha each, far more would."""
+    rng = random.Random(20261127)
+    alpha, routes, requests, runs = 0.1, 5, 200, 2000
+    shares = {"v1": 0.8, "v2": 0.2}
+    allotted = family_alpha(alpha, routes)
+    assert allotted == pytest.approx(alpha / routes)
+    corrected = uncorrected = 0
+    for _ in range(runs):
+        p_values = []
+        for _ in range(routes):
+            v1 = sum(rng.random() < shares["v1"] for _ in range(requests))
+            p_values.append(split_p_value({"v1": v1, "v2": requests - v1}, shares))
+        corrected += any(p <= allotted for p in p_values)
+        uncorrected += any(p <= alpha for p in p_values)
+    margin = 3 * math.sqrt(alpha * (1 - alpha) / runs)  # three standard errors of a rate of alpha
+    assert corrected / runs <= alpha + margin
+    assert uncorrected / runs > alpha + margin  # the correction is what keeps the run honest
 
 
 def test_the_catalogue_says_which_failures_can_heal():

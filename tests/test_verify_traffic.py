@@ -226,6 +226,19 @@ def test_a_client_outside_the_policy_is_used_for_the_denial_only(run_cli, cluste
     assert {c["status"] for c in checks(doc, "authz-allowed") + checks(doc, "authz-denied-method")} == {"skip"}
 
 
+def test_no_allowed_client_with_curl_points_at_the_namespace_the_policy_allows(run_cli, cluster):
+    """productpage-waypoint allows only cluster.local/ns/curl/sa/curl: the sample deployed there fits."""
+    sim, kubeconfig = cluster("bookinfo")
+    curl_only_where_istio_ships_it(sim, extra_without=("curl",))
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "authorization", "-o", "json", expect=4).json
+    for check_id in ("authz-allowed", "authz-denied-method"):
+        (check,) = checks(doc, check_id)
+        assert check["status"] == "inconclusive" and check["hint"] == f"kubectl apply -n curl -f {CURL_SAMPLE_URL}"
+        assert "running as an allowed principal" in check["message"]
+    (denied,) = checks(doc, "authz-denied-principal")  # ratings in bookinfo has curl and is not allowed
+    assert denied["status"] == "pass" and any(e.startswith("client: bookinfo/ratings-v1-") for e in denied["evidence"])
+
+
 # -- 12.5 and 12.6: one alpha for the run; a rejection is final ---------------------------------------
 
 

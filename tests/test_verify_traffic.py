@@ -4,6 +4,7 @@ probed with which request, from which client, at which alpha, and what --wait do
 from __future__ import annotations
 
 import copy
+import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,13 +36,13 @@ def cluster(tmp_path):
         sim.stop()
 
 
-def with_route(route: dict, name: str = "rules") -> Scenario:
-    """Bookinfo with its HTTPRoute replaced by `route` (namespace bookinfo)."""
+def with_route(route: dict, mesh: dict | None = None) -> Scenario:
+    """Bookinfo with its HTTPRoute replaced by `route` (namespace bookinfo), and mesh knobs."""
     route = copy.deepcopy(route)
     route["metadata"]["namespace"] = "bookinfo"
-    return Scenario.from_dict({"name": name, "description": "bookinfo with another reviews route", "base": "bookinfo",
+    return Scenario.from_dict({"name": "rules", "description": "bookinfo with another reviews route", "base": "bookinfo",
                                "remove": [{"kind": "HTTPRoute", "namespace": "bookinfo", "name": "reviews"}],
-                               "objects": [route]})
+                               "objects": [route], **({"mesh": mesh} if mesh else {})})
 
 
 def curl_only_where_istio_ships_it(sim: SimCluster, extra_without: tuple[str, ...] = ()):
@@ -140,6 +141,19 @@ def test_each_weighted_rule_is_probed_with_a_request_it_matches(run_cli, cluster
     assert seen == {("GET", "/reviews/0", "debug=0", "yes"),  # rule 0: exact path, header and query
                     ("GET", "/reviews/0", "", None),  # rule 1: its regex, without rule 0's header
                     ("GET", "/", "", None)}  # rule 3: its exact path
+
+
+def test_probe_config_can_describe_one_rule(run_cli, cluster, tmp_path):
+    _, kubeconfig = cluster(with_route(SEVERAL_RULES))
+    config = tmp_path / "probes.yaml"
+    config.write_text(yaml.safe_dump({"routes": [{"route": "reviews", "rule": "testers", "count": 500},
+                                                 {"route": "reviews", "rule": 3, "url": "http://reviews.bookinfo:9080/"}]}))
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--probe-config", str(config),
+                  "-o", "json").json
+    testers, regex, exact, _ = checks(doc, "route-split")
+    assert "requests: 500, statuses: 200=500" in testers["evidence"]
+    assert not any(e.startswith("requests: 500,") for e in regex["evidence"])
+    assert "url: http://reviews.bookinfo:9080/" in exact["evidence"]
 
 
 def test_a_rule_no_request_can_reach_is_skipped_and_nothing_is_sent_for_it(run_cli, cluster):
@@ -254,6 +268,19 @@ def test_route_probes_share_the_run_alpha(run_cli, tmp_path):
     assert len(splits) == 4 and {c["status"] for c in splits} == {"pass"}
     for split in splits:
         assert "alpha: 0.0005 (family-wise 0.002 over 4 route probes, Bonferroni)" in split["evidence"]
+
+
+def test_a_failed_split_hints_the_probe_command_that_reproduces_it(run_cli, cluster):
+    route = copy.deepcopy(SEVERAL_RULES)
+    route["spec"]["rules"] = route["spec"]["rules"][:1]  # the testers' rule: exact path, header, query
+    sim, kubeconfig = cluster(with_route(route, mesh={"splitIgnored": True}))
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "-o", "json", expect=1).json
+    (split,) = checks(doc, "route-split")
+    assert split["status"] == "fail" and split["hint"].startswith("reproduce it: kubectl waypoint probe -n bookinfo ")
+    argv = shlex.split(split["hint"].removeprefix("reproduce it: "))
+    assert argv[argv.index("-H") + 1] == "x-tester: yes" and "--expect-split" in argv
+    again = run_cli(*argv[2:], "--kubeconfig", kubeconfig, "-o", "json", expect=1).json  # pasted as it is
+    assert again["result"] == "fail" and urlsplit(again["url"]).query == "debug=0"
 
 
 def test_wait_does_not_redraw_a_rejected_split(run_cli, cluster):

@@ -187,13 +187,20 @@ def test_ascii_glyphs_where_the_terminal_cannot_show_unicode():
     assert "[FAIL] beta works [ns/b]" in text
 
 
+def test_probe_config_entry_for_one_rule_beats_the_routes_entry():
+    config = parse_probe_config({"routes": [{"route": "r", "count": 100}, {"route": "r", "rule": 1, "count": 200},
+                                            {"route": "r", "rule": "testers", "count": 300}]})
+    assert [config.route("r", i, name).count for i, name in [(0, None), (1, None), (2, "testers")]] == [100, 200, 300]
+    assert config.route("other", 0) is None
+
+
 def test_probe_config_parses_and_rejects_with_a_sentence():
     config = parse_probe_config({
         "routes": [{"route": "reviews", "url": "http://reviews:9080/reviews/0", "match": "reviews-v[0-9]",
                     "count": 300}],
         "authorization": [{"policy": "pp", "allowedClient": "curl/deploy/curl", "deniedMethod": "DELETE"}],
     })
-    assert config.routes["reviews"].count == 300 and config.policies["pp"].denied_method == "DELETE"
+    assert config.route("reviews", 0).count == 300 and config.policies["pp"].denied_method == "DELETE"
     for bad, words in [
         ([1, 2], "must be a mapping"),
         ({"routez": []}, "unknown key 'routez'"),
@@ -201,6 +208,7 @@ def test_probe_config_parses_and_rejects_with_a_sentence():
         ({"routes": [{"url": "http://x"}]}, "'route' is required"),
         ({"routes": [{"route": "x", "count": 0}]}, "count must be at least 1"),
         ({"routes": [{"route": "x", "count": "many"}]}, "count must be a number"),
+        ({"routes": [{"route": "x", "rule": [1]}]}, "rule must be a rule index or name"),
         ({"authorization": [{"policy": "p", "colour": "red"}]}, "unknown key 'colour'"),
     ]:
         with pytest.raises(BadInput, match=re.escape(words)):

@@ -8,6 +8,7 @@ curl (clients.py). The route probes of a run share one family-wise --alpha (Bonf
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 
 from ..probe.expectations import DEFAULT_CHECK_COUNT, Expectation, compile_match, default_count
@@ -30,6 +31,8 @@ class RoutePlan:
     skip: str | None = None
     method: str = "GET"
     headers: tuple[str, ...] = ()
+    rule: int = 0
+    rule_name: str | None = None
 
 
 @dataclass
@@ -95,7 +98,8 @@ def route_plans(facts) -> list[RoutePlan]:
                              for b in backends] + [((service or {}).get("spec") or {}).get("selector") or {}]
                 plans.append(RoutePlan(name, subject, url, {b["name"]: b.get("weight") for b in backends},
                                        [s for s in selectors if s], problem or target.skip,
-                                       request.method if request else "GET", request.headers if request else ()))
+                                       request.method if request else "GET", request.headers if request else (),
+                                       target.index, target.name))
     return plans
 
 
@@ -112,7 +116,7 @@ def route_split(facts) -> list[Outcome]:
 def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
     if plan.skip:
         return Outcome("skip", plan.subject, f"skipped: {plan.skip}")
-    configured = facts.options.probe_config.routes.get(plan.route)
+    configured = facts.options.probe_config.route(plan.route, plan.rule, plan.rule_name)
     url = (configured and configured.url) or plan.url
     match = compile_match(configured.match) if configured and configured.match else None
     expectation = Expectation.split(plan.weights, match=match)
@@ -135,7 +139,22 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
         return Outcome("warn", plan.subject,
                        f"none of the responses named a backend ({', '.join(plan.weights)}), so the split could not "
                        "be measured; describe the probe (url, match) in --probe-config", evidence)
-    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence)
+    again = reproduce_command(outcome.client, url, plan.weights, plan.method, headers,
+                              configured and configured.match, alpha)
+    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence,
+                   hint=None if verdict.result == "pass" else f"reproduce it: {again}")
+
+
+def reproduce_command(client, url: str, weights: dict[str, float | None], method: str, headers, match: str | None,
+                      alpha: float) -> str:
+    """The `kubectl waypoint probe` command that sends this rule's requests and judges them the same way."""
+    split = ",".join(f"{name}={1 if weight is None else weight:g}" for name, weight in weights.items())
+    argv = ["kubectl", "waypoint", "probe", "-n", client.namespace, f"pod/{client.pod}", "-c", client.container,
+            url, "--expect-split", split, "--alpha", f"{alpha:g}"]
+    argv += ["--method", method] if method != "GET" else []
+    argv += [arg for header in headers for arg in ("-H", header)]
+    argv += ["--match", match] if match else []
+    return shlex.join(argv)
 
 
 def family_alpha(alpha: float, family: int) -> float:

@@ -163,6 +163,13 @@ class VerifyFacts:
         return [pod for ns in namespaces for pod in find_client_pods(self.cluster, namespace=ns)]
 
     @functools.cached_property
+    def curl(self):
+        """Which client containers run curl, asked once per container for the whole run."""
+        from .clients import CurlCapability
+
+        return CurlCapability(self.cluster)
+
+    @functools.cached_property
     def sync(self) -> SyncSnapshot:
         """From --proxy-status-file when given, else from every istiod pod's /debug/syncz."""
         if self.options.proxy_status_text is not None:

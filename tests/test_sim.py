@@ -25,7 +25,8 @@ from kubectl_waypoint.sim import (ExecutableNotFound, Scenario, SimCluster, gene
 EXPECTED_SCENARIOS = {"bookinfo", "waypoint-not-rolled", "waypoint-too-old", "ztunnel-ahead", "cni-too-old",
                       "mixed-rollout", "digest-only", "revisions", "sail", "no-gateway-api",
                       "split-ignored", "authz-not-enforced", "l4-deny", "rollout-outage",
-                      "waypoint-disconnected", "waypoint-no-subscriptions", "waypoint-stale", "legacy-syncz"}
+                      "waypoint-disconnected", "waypoint-no-subscriptions", "waypoint-stale", "legacy-syncz",
+                      "debug-endpoint-off", "debug-endpoint-off-disconnected"}
 HUB = "registry.alauda.cn:60080/asm"
 
 

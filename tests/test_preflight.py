@@ -27,11 +27,11 @@ def cluster(tmp_path):
         asked: list[tuple[str, str, str, str]] = []
         review = sim.access.review
 
-        def recording(spec: dict) -> dict:
+        def recording(spec: dict, *asker) -> dict:
             a = spec["resourceAttributes"]
             resource = a["resource"] + (f"/{a['subresource']}" if a.get("subresource") else "")
             asked.append((a.get("namespace", ""), a.get("group", ""), resource, a["verb"]))
-            return review(spec)
+            return review(spec, *asker)
 
         sim.access.review = recording
         kubeconfig = sim.write_kubeconfig(str(tmp_path / f"kubeconfig-{len(started)}"))

@@ -224,3 +224,15 @@ def test_readme_cluster_role_is_the_generated_one():
     text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     block = text.split("## RBAC", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == render_cluster_role()
+
+
+@pytest.mark.parametrize("version,denied", [("v1.32.4", "get"), ("v1.35.0", "get"), ("v1.35.0", "create")])
+def test_a_refused_exec_names_the_verb_the_api_server_refused(cluster, version, denied):
+    sim, client, _ = cluster("bookinfo")
+    sim.kubernetes_version = version
+    sim.deny(denied, "pods/exec", "curl")
+    (pod,) = [p["metadata"]["name"] for p in sim.scenario.find("Pod", "curl")]
+    with pytest.raises(ClusterUnavailable) as raised:
+        client.exec("curl", pod, None, ["curl", "--version"])
+    assert f'cannot {denied} pods/exec in namespace "curl"' in raised.value.message
+    assert "exec needs get and create on pods/exec" in raised.value.message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -325,7 +326,13 @@ class Cluster:
         if status == 404:
             return NotFound(f'pod "{pod}" not found in namespace "{namespace}"')
         if status == 403:
-            return PermissionDenied("create", Resource("", "v1", "pods"), namespace, subresource="exec")
+            # The API server names the verb it refused: `get` for a WebSocket exec on every version,
+            # `create` as well from Kubernetes 1.35 (KEP-4006); a role needs both.
+            refused = re.search(r'cannot (\w+) resource "pods/exec"', text)
+            denied = PermissionDenied(refused.group(1) if refused else "get", Resource("", "v1", "pods"), namespace,
+                                      subresource="exec")
+            denied.message = denied.message.replace("; ask your", "; exec needs get and create on pods/exec: ask your")
+            return denied
         if status == 401:
             return self._status_error(401, body, "exec", None, namespace, "create")
         if status == 400:

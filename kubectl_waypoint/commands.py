@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from .errors import BadInput, ExitCode, kubectl_style
+from .errors import BadInput, ExitCode, WaypointError, kubectl_style
 from .render.safe import safe
-from .render.sentences import interrupted_sentence, missing_namespace_sentence, skew_sentence, verify_sentence
+from .render.sentences import (interrupted_sentence, missing_namespace_sentence, plan_sentence, skew_sentence,
+                               verify_sentence)
 from .render.text import plural
 
 RESULT_EXIT_CODES = {"pass": ExitCode.OK, "warn": ExitCode.OK, "fail": ExitCode.FAILED,
@@ -50,26 +51,60 @@ def skew_result(cluster, namespace: str | None):
     return judge_inventory(fetch_inventory(cluster, namespace))
 
 
-def render_skew_output(result, output: str, no_colour: bool, origin: dict | None = None) -> str:
+def render_skew_output(result, output: str, no_colour: bool, origin: dict | None = None, plan=None) -> str:
     if output == "table":
         from .render.skew import render_skew
         from .render.text import style_for
 
-        return render_skew(result, style_for(sys.stdout, no_colour))
+        return render_skew(result, style_for(sys.stdout, no_colour), plan)
     from .render.structured import dump
     from .report import skew_report
 
-    return dump(skew_report(result, origin), output)
+    return dump(skew_report(result, origin, plan), output)
 
 
-def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool) -> int:
+def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool, target_version: str | None = None) -> int:
     from .report import report_origin
 
+    target = None
+    if target_version is not None:
+        from .plan import parse_target
+
+        target = parse_target(target_version)  # a malformed version fails before any request
     cluster = connect(flags)
     namespace = cluster.target.namespace if flags.namespace and not all_namespaces else None
-    result = skew_result(cluster, namespace)
-    click.echo(render_skew_output(result, output, no_colour, report_origin(cluster.target)), nl=False)
+    from .discovery import fetch_inventory
+    from .skew import judge_inventory
+
+    inventory = fetch_inventory(cluster, namespace)
+    result = judge_inventory(inventory)
+    plan = upgrade_plan(cluster, result, inventory.sail.istios, target) if target else None
+    click.echo(render_skew_output(result, output, no_colour, report_origin(cluster.target), plan), nl=False)
+    if plan is not None:
+        return conclude(RESULT_EXIT_CODES[plan.result], plan_sentence(plan) if plan.blockers else "")
     return conclude(RESULT_EXIT_CODES[result.result], skew_sentence(result))
+
+
+def upgrade_plan(cluster, result, sail_istios: list[dict], target):
+    """Read what the plan needs beyond skew (server version, Gateway API CRDs) and judge the upgrade."""
+    from .kube import resources as r
+    from .kube.client import NotFound, PermissionDenied, ResourceNotInstalled
+    from .plan import plan_upgrade
+
+    try:
+        server_version = str(cluster.request_json("GET", "/version").get("gitVersion") or "")
+    except WaypointError:
+        server_version = None
+    bundle, state = None, "installed"
+    try:
+        crd = cluster.get(r.CRDS, "gateways.gateway.networking.k8s.io")
+        bundle = ((crd.get("metadata") or {}).get("annotations") or {}).get("gateway.networking.k8s.io/bundle-version")
+    except (NotFound, ResourceNotInstalled):
+        state = "absent"
+    except PermissionDenied as exc:
+        state = f"unreadable: {exc.message}"
+    return plan_upgrade(result, target, sail_istios=sail_istios, kubernetes_version=server_version,
+                        gateway_api_version=bundle, gateway_api_state=state)
 
 
 class WaitObserver:
@@ -219,7 +254,8 @@ def build_verify_options(*, client, probe_config, proxy_status_file, alpha: floa
                          proxy_status_file=proxy_status_file, proxy_status_text=text)
 
 
-SCOPE_WORDS = {"cluster": "every namespace", "target": "the namespace checked", "control-plane": "istiod's namespace"}
+SCOPE_WORDS = {"cluster": "every namespace", "target": "the namespace checked", "control-plane": "istiod's namespace",
+               "waypoint": "the waypoints' namespaces"}
 
 
 def run_checks_list(output: str) -> int:

@@ -60,7 +60,31 @@ def verify_report(run, namespace: str, origin: dict | None = None, interrupted: 
     }
 
 
-def skew_report(result: SkewResult, origin: dict | None = None) -> dict:
+def skew_report(result: SkewResult, origin: dict | None = None, plan=None) -> dict:
+    """SkewReport; with an UpgradePlan (--target-version) also targetVersion, targetStatus and the plan."""
+    document = _skew_document(result, origin)
+    if plan is None:
+        return document
+    document["result"] = plan.result
+    document["targetVersion"] = plan.target.raw
+    for entry, (_component, judgement) in zip(document["components"], plan.components):
+        entry.update({"targetStatus": judgement.status, "targetMinorSkew": judgement.minor_skew,
+                      "targetMessage": judgement.message})
+    document["plan"] = {
+        "result": plan.result,
+        "blockers": [_finding(f) for f in plan.blockers],
+        "warnings": [_finding(f) for f in plan.warnings],
+        "checks": [_finding(f) for f in plan.findings],
+        "steps": list(plan.steps),
+    }
+    return document
+
+
+def _finding(finding) -> dict:
+    return {"level": finding.level, "subject": finding.subject, "message": finding.message}
+
+
+def _skew_document(result: SkewResult, origin: dict | None) -> dict:
     return {
         **_head("SkewReport", result.result, origin),
         "summary": result.summary,

@@ -87,7 +87,7 @@ def test_legacy_syncz_shape_is_understood(run_cli, cluster):
 
 def test_exec_into_istiod_forbidden_is_inconclusive_and_the_rest_runs(run_cli, cluster):
     sim, kubeconfig = cluster("bookinfo")
-    sim.deny("create", "pods/exec", "istio-system")
+    sim.deny("*", "pods/exec", "istio-system")
     result = run_cli("verify", "--kubeconfig", kubeconfig, *STATIC, "-o", "json", expect=4)
     doc = result.json
     (available,) = checks(doc)["sync-status-available"]
@@ -100,7 +100,7 @@ def test_exec_into_istiod_forbidden_is_inconclusive_and_the_rest_runs(run_cli, c
 
 def test_proxy_status_file_replaces_exec(run_cli, cluster, tmp_path):
     sim, kubeconfig = cluster("bookinfo")
-    sim.deny("create", "pods/exec", "istio-system")
+    sim.deny("*", "pods/exec", "istio-system")
     pod = next(p["metadata"]["name"] for p in sim.store.list("pods", "bookinfo")
                if p["metadata"]["name"].startswith("waypoint-"))
     captured = tmp_path / "ps.txt"
@@ -111,7 +111,7 @@ def test_proxy_status_file_replaces_exec(run_cli, cluster, tmp_path):
                                 for row in rows))
     doc = run_cli("verify", "--kubeconfig", kubeconfig, *STATIC, "--proxy-status-file", str(captured), "-o", "json").json
     assert status(doc, "sync-status-available") == "pass" and status(doc, "waypoint-sync") == "pass"
-    assert not any(r.verb == "create" and r.resource == "pods/exec" for r in sim.requests)
+    assert not any(r.resource == "pods/exec" for r in sim.requests)
 
 
 def test_unreadable_proxy_status_file_is_bad_input(run_cli, cluster, tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 import os
+import random
 import re
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from kubectl_waypoint.checks.catalogue import CheckSpec, Catalogue, Category, lo
 from kubectl_waypoint.checks.judges import JUDGES
 from kubectl_waypoint.checks.probe_config import parse_probe_config
 from kubectl_waypoint.checks.runner import Outcome, VerifyRun, run_checks, run_until
+from kubectl_waypoint.checks.traffic import family_alpha
+from kubectl_waypoint.probe.stats import split_p_value
 from kubectl_waypoint.errors import BadInput
 from kubectl_waypoint.render.text import Style
 from kubectl_waypoint.render.verify import ASCII_GLYPHS, glyphs_for, render_verify
@@ -41,7 +45,7 @@ def test_every_catalogue_check_has_a_judge_and_a_docs_section():
 TWO = Catalogue(
     (Category("first", "First"), Category("second", "Second")),
     (CheckSpec("alpha", "first", "alpha works", "fix alpha"),
-     CheckSpec("beta", "second", "beta works", "fix beta", needs=("alpha",))),
+     CheckSpec("beta", "second", "beta works", "fix beta", needs=("alpha",), retry=True)),
 )
 
 
@@ -92,6 +96,58 @@ def test_wait_reruns_only_what_failed_until_the_deadline():
     assert gave_up.result == "fail" and gave_up.attempts == 4  # 0, 5, 10, 12 s
 
 
+def test_wait_never_reruns_a_check_whose_failure_is_final():
+    """A statistical rejection stays a rejection: --wait must not re-draw until a pass comes up."""
+    final = Catalogue((Category("first", "First"),), (
+        CheckSpec("split", "first", "split holds", "probe it"),
+        CheckSpec("sync", "first", "in sync", "wait", retry=True)))
+    calls = {"split": 0, "sync": 0}
+
+    def judge(check_id, status_for):
+        def run(facts):
+            calls[check_id] += 1
+            return [Outcome(status_for(calls[check_id]), "-", "")]
+        return run
+
+    now = [0.0]
+    run = run_until(final, list(final.checks), lambda: None,
+                    {"split": judge("split", lambda n: "fail"), "sync": judge("sync", lambda n: "pass" if n > 1 else "fail")},
+                    60, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert calls == {"split": 1, "sync": 2} and run.attempts == 2
+    assert [(r.id, r.status) for r in run.results] == [("split", "fail"), ("sync", "pass")]
+    only_final = run_until(final, [final.check("split")], lambda: None, {"split": judge("split", lambda n: "fail")},
+                           60, clock=lambda: now[0], sleep=lambda s: pytest.fail("nothing to wait for"))
+    assert only_final.attempts == 1 and calls["split"] == 2
+
+
+def test_bonferroni_keeps_the_whole_runs_false_failure_rate_under_alpha():
+    """Seeded runs of m healthy 80/20 routes, each judged by the probe's exact split test at its allotted alpha:
+    at most alpha of the runs report any false failure; judged at alpha each, far more would."""
+    rng = random.Random(20261127)
+    alpha, routes, requests, runs = 0.1, 5, 200, 2000
+    shares = {"v1": 0.8, "v2": 0.2}
+    allotted = family_alpha(alpha, routes)
+    assert allotted == pytest.approx(alpha / routes)
+    corrected = uncorrected = 0
+    for _ in range(runs):
+        p_values = []
+        for _ in range(routes):
+            v1 = sum(rng.random() < shares["v1"] for _ in range(requests))
+            p_values.append(split_p_value({"v1": v1, "v2": requests - v1}, shares))
+        corrected += any(p <= allotted for p in p_values)
+        uncorrected += any(p <= alpha for p in p_values)
+    margin = 3 * math.sqrt(alpha * (1 - alpha) / runs)  # three standard errors of a rate of alpha
+    assert corrected / runs <= alpha + margin
+    assert uncorrected / runs > alpha + margin  # the correction is what keeps the run honest
+
+
+def test_the_catalogue_says_which_failures_can_heal():
+    retry = {spec.id: spec.retry for spec in load_catalogue().checks}
+    assert not any(retry[c] for c in ("route-split", "authz-allowed", "authz-denied-principal", "authz-denied-method"))
+    assert all(retry[c] for c in ("waypoint-pods-ready", "waypoint-sync", "waypoint-proxy-version", "ztunnel-skew"))
+    assert not retry["waypoint-restarts"]  # a restart count never goes down
+
+
 def test_result_ranks_fail_over_inconclusive_over_warn():
     independent = Catalogue(TWO.categories, (TWO.checks[0], CheckSpec("beta", "second", "beta works", "fix beta")))
 
@@ -133,13 +189,20 @@ def test_ascii_glyphs_where_the_terminal_cannot_show_unicode():
     assert "[FAIL] beta works [ns/b]" in text
 
 
+def test_probe_config_entry_for_one_rule_beats_the_routes_entry():
+    config = parse_probe_config({"routes": [{"route": "r", "count": 100}, {"route": "r", "rule": 1, "count": 200},
+                                            {"route": "r", "rule": "testers", "count": 300}]})
+    assert [config.route("r", i, name).count for i, name in [(0, None), (1, None), (2, "testers")]] == [100, 200, 300]
+    assert config.route("other", 0) is None
+
+
 def test_probe_config_parses_and_rejects_with_a_sentence():
     config = parse_probe_config({
         "routes": [{"route": "reviews", "url": "http://reviews:9080/reviews/0", "match": "reviews-v[0-9]",
                     "count": 300}],
         "authorization": [{"policy": "pp", "allowedClient": "curl/deploy/curl", "deniedMethod": "DELETE"}],
     })
-    assert config.routes["reviews"].count == 300 and config.policies["pp"].denied_method == "DELETE"
+    assert config.route("reviews", 0).count == 300 and config.policies["pp"].denied_method == "DELETE"
     for bad, words in [
         ([1, 2], "must be a mapping"),
         ({"routez": []}, "unknown key 'routez'"),
@@ -147,6 +210,7 @@ def test_probe_config_parses_and_rejects_with_a_sentence():
         ({"routes": [{"url": "http://x"}]}, "'route' is required"),
         ({"routes": [{"route": "x", "count": 0}]}, "count must be at least 1"),
         ({"routes": [{"route": "x", "count": "many"}]}, "count must be a number"),
+        ({"routes": [{"route": "x", "rule": [1]}]}, "rule must be a rule index or name"),
         ({"authorization": [{"policy": "p", "colour": "red"}]}, "unknown key 'colour'"),
     ]:
         with pytest.raises(BadInput, match=re.escape(words)):

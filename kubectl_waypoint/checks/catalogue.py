@@ -25,6 +25,7 @@ class CheckSpec:
     title: str
     hint: str
     needs: tuple[str, ...] = ()
+    retry: bool = False  # whether a failure can heal by itself, so that `verify --wait` judges it again
 
     @property
     def docs(self) -> str:
@@ -63,7 +64,7 @@ def load_catalogue() -> Catalogue:
         doc = yaml.safe_load(f)
     categories = tuple(Category(c["id"], c["title"]) for c in doc["categories"])
     checks = tuple(
-        CheckSpec(c["id"], c["category"], c["title"], c["hint"], tuple(c.get("needs") or ()))
+        CheckSpec(c["id"], c["category"], c["title"], c["hint"], tuple(c.get("needs") or ()), c.get("retry") is True)
         for c in doc["checks"]
     )
     return Catalogue(categories, checks)

@@ -5,6 +5,7 @@ name them, a path must be specific, a client is outside the namespace), the file
 
     routes:
       - route: reviews                          # HTTPRoute name in the verified namespace
+        rule: 0                                 # optional: one rule (index or name); else every rule
         url: http://reviews.bookinfo:9080/reviews/0
         client: bookinfo/deploy/productpage-v1  # [NAMESPACE/]pod/NAME, deploy/NAME or a pod name
         container: productpage
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 
 from ..errors import BadInput
 
-ROUTE_KEYS = {"route": str, "url": str, "client": str, "container": str, "match": str, "count": int,
-              "headers": list}
+ROUTE_KEYS = {"route": str, "rule": (int, str), "url": str, "client": str, "container": str, "match": str,
+              "count": int, "headers": list}
 POLICY_KEYS = {"policy": str, "url": str, "allowedClient": str, "deniedClient": str, "container": str,
                "method": str, "deniedMethod": str, "count": int, "headers": list}
 
@@ -36,6 +37,7 @@ POLICY_KEYS = {"policy": str, "url": str, "allowedClient": str, "deniedClient": 
 @dataclass(frozen=True)
 class RouteProbe:
     route: str
+    rule: str | None = None  # a rule's index (as text) or name; None: every rule of the route
     url: str | None = None
     client: str | None = None
     container: str | None = None
@@ -59,8 +61,13 @@ class PolicyProbe:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    routes: dict[str, RouteProbe] = field(default_factory=dict)
+    routes: dict[tuple[str, str | None], RouteProbe] = field(default_factory=dict)  # by (route, rule)
     policies: dict[str, PolicyProbe] = field(default_factory=dict)
+
+    def route(self, route: str, index: int, name: str | None = None) -> RouteProbe | None:
+        """The entry for one rule: the one naming it (by index or name) first, else the route's."""
+        return (self.routes.get((route, str(index))) or (name and self.routes.get((route, name)))
+                or self.routes.get((route, None)))
 
 
 def load_probe_config(path: str) -> ProbeConfig:
@@ -90,8 +97,8 @@ def parse_probe_config(doc, path: str = "--probe-config") -> ProbeConfig:
     policies = [_entry(e, POLICY_KEYS, "policy", f"{path}: authorization[{i}]")
                 for i, e in enumerate(_list(doc, "authorization", path))]
     return ProbeConfig(
-        routes={e["route"]: RouteProbe(
-            e["route"], e.get("url"), e.get("client"), e.get("container"), e.get("match"), e.get("count"),
+        routes={(e["route"], _rule(e)): RouteProbe(
+            e["route"], _rule(e), e.get("url"), e.get("client"), e.get("container"), e.get("match"), e.get("count"),
             tuple(e.get("headers") or ())) for e in routes},
         policies={e["policy"]: PolicyProbe(
             e["policy"], e.get("url"), e.get("allowedClient"), e.get("deniedClient"), e.get("container"),
@@ -99,11 +106,18 @@ def parse_probe_config(doc, path: str = "--probe-config") -> ProbeConfig:
     )
 
 
+def _rule(entry: dict) -> str | None:
+    return None if entry.get("rule") is None else str(entry["rule"])
+
+
 def _list(doc: dict, key: str, path: str) -> list:
     value = doc.get(key) or []
     if not isinstance(value, list):
         raise BadInput(f"{path}: '{key}' must be a list")
     return value
+
+
+_KINDS = {int: "a number", list: "a list", (int, str): "a rule index or name"}
 
 
 def _entry(entry, keys: dict[str, type], required: str, where: str) -> dict:
@@ -114,7 +128,7 @@ def _entry(entry, keys: dict[str, type], required: str, where: str) -> dict:
             raise BadInput(f"{where}: unknown key {key!r}; allowed: {', '.join(keys)}")
         wanted = keys[key]
         if not isinstance(value, wanted) or isinstance(value, bool):
-            raise BadInput(f"{where}: {key} must be {'a number' if wanted is int else 'a list' if wanted is list else 'text'}")
+            raise BadInput(f"{where}: {key} must be {_KINDS.get(wanted, 'text')}")
         if wanted is int and value < 1:
             raise BadInput(f"{where}: {key} must be at least 1")
         if wanted is list and not all(isinstance(v, str) for v in value):

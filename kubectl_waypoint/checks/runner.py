@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Protocol
 
 from ..errors import ClusterUnavailable, WaypointError
@@ -24,12 +24,13 @@ RETRY_INTERVAL_S = 5.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """One judged subject of a check."""
+    """One judged subject of a check; `hint` replaces the catalogue's where this subject needs its own."""
 
     status: str
     subject: str
     message: str
     evidence: tuple[str, ...] = ()
+    hint: str | None = None
 
 
 @dataclass
@@ -108,7 +109,8 @@ def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: d
             outcomes = _judge(spec, facts, judges[spec.id])
         status_of[spec.id] = worst(o.status for o in outcomes)
         if spec.id in reported:
-            results += [CheckResult(spec, o.status, o.subject, o.message, o.evidence) for o in outcomes]
+            results += [CheckResult(spec if o.hint is None else replace(spec, hint=o.hint), o.status, o.subject,
+                                    o.message, o.evidence) for o in outcomes]
     return results
 
 
@@ -139,9 +141,11 @@ def _judge(spec: CheckSpec, facts, judge: Judge) -> list[Outcome]:
 def run_until(catalogue: Catalogue, selected: list[CheckSpec], make_facts: Callable[[], object],
               judges: dict[str, Judge], wait_s: float, observer: Observer | None = None,
               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> VerifyRun:
-    """Run once; while something fails and time is left, gather fresh facts and rerun what failed.
+    """Run once; while a check that can heal fails and time is left, gather fresh facts and rerun it.
 
     A rollout is eventually consistent: a waypoint may take a minute to reconnect after istiod rolls it.
+    Only checks marked `retry` in the catalogue are judged again; a statistical rejection is final,
+    as retrying it until it passes would turn a rare false pass into a near-certain one.
     """
     deadline = clock() + wait_s
     status_of: dict[str, str] = {}
@@ -153,7 +157,8 @@ def run_until(catalogue: Catalogue, selected: list[CheckSpec], make_facts: Calla
         raise Interrupted(VerifyRun(judged)) from None
     while True:
         # Hidden prerequisites count too: a failed one skipped the checks that were asked for.
-        failing = sorted(check for check, status in status_of.items() if status in ("fail", "inconclusive"))
+        failing = sorted(check for check, status in status_of.items()
+                         if status in ("fail", "inconclusive") and catalogue.check(check).retry)
         remaining = deadline - clock()
         if not failing or remaining <= 0:
             return run

@@ -1,16 +1,22 @@
 """Routing and authorization checks: derive probes from HTTPRoutes and AuthorizationPolicies, run them.
 
 Derivation is plain data (RoutePlan, PolicyPlan) so it can be tested without a cluster; the
-probes themselves reuse `kubectl waypoint probe`'s engine and statistics.
+probes themselves reuse `kubectl waypoint probe`'s engine and statistics. A route is probed per
+rule, with a request that rule matches (requests.py); every probe starts from a pod that has
+curl (clients.py). The route probes of a run share one family-wise --alpha (Bonferroni).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass, field, replace
 
 from ..probe.expectations import DEFAULT_CHECK_COUNT, Expectation, compile_match, default_count
+from .clients import deploy_curl_command, first_with_curl, no_client_message
+from .requests import rule_targets
 from .runner import Outcome
 
+CURL_SAMPLE_ACCOUNT = "curl"  # the service account of Istio's curl sample (samples/curl/curl.yaml)
 FALLBACK_DENIED_METHODS = ("DELETE", "POST", "PUT", "PATCH", "GET")
 UNSUPPORTED_RULE_FIELDS = ("notPrincipals", "notNamespaces", "notMethods", "notPaths", "when")
 
@@ -23,6 +29,10 @@ class RoutePlan:
     weights: dict[str, float | None]
     exclude_selectors: list[dict] = field(default_factory=list)
     skip: str | None = None
+    method: str = "GET"
+    headers: tuple[str, ...] = ()
+    rule: int = 0
+    rule_name: str | None = None
 
 
 @dataclass
@@ -50,27 +60,36 @@ def _service_url(facts, name: str, port: int | None, path: str) -> tuple[str | N
     return f"http://{name}.{facts.namespace}.svc.cluster.local:{port}{path}", None
 
 
+def _service_parents(route: dict) -> list[dict]:
+    return [p for p in (route.get("spec") or {}).get("parentRefs") or []
+            if p.get("kind") == "Service" and p.get("group") in ("", None)]
+
+
 def route_plans(facts) -> list[RoutePlan]:
-    """One plan per HTTPRoute rule with two or more backends, attached to a Service."""
+    """One plan per weighted HTTPRoute rule (two or more backends) of a route attached to a Service.
+
+    The rule's request is chosen among all the rules of the routes attached to the same Service,
+    so that no rule Istio ranks higher takes it (requests.py).
+    """
+    by_parent: dict[str, list[dict]] = {}
+    for route in facts.httproutes:
+        for parent in _service_parents(route):
+            by_parent.setdefault(parent.get("name"), []).append(route)
+    targets = {name: rule_targets(routes) for name, routes in by_parent.items()}
     plans = []
     for route in facts.httproutes:
         name = _meta(route).get("name", "?")
-        spec = route.get("spec") or {}
-        for parent in spec.get("parentRefs") or []:
-            if parent.get("kind") != "Service" or parent.get("group") not in ("", None):
-                continue
-            for rule in spec.get("rules") or []:
-                backends = [b for b in rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"]
+        rules = (route.get("spec") or {}).get("rules") or []
+        for parent in _service_parents(route):
+            for target in (t for t in targets[parent.get("name")] if t.route == name):
+                backends = [b for b in target.rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"]
                 if len(backends) < 2:
                     continue
-                path = "/"
-                for match in rule.get("matches") or []:
-                    value = (match.get("path") or {}).get("value")
-                    if value:
-                        path = value
-                        break
-                subject = f"HTTPRoute {name} -> Service {parent.get('name')}"
-                url, problem = _service_url(facts, parent.get("name"), parent.get("port"), path)
+                rule = f" {target.label}" if len(rules) > 1 or target.name else ""
+                subject = f"HTTPRoute {name}{rule} -> Service {parent.get('name')}"
+                request = target.request
+                url, problem = _service_url(facts, parent.get("name"), parent.get("port"),
+                                            request.path if request else "/")
                 service = facts.service(parent.get("name"))
                 if problem is None and facts.service_waypoint(service) is None:
                     problem = (f"Service {parent.get('name')} is not served by a waypoint, so its HTTPRoute is not "
@@ -78,7 +97,9 @@ def route_plans(facts) -> list[RoutePlan]:
                 selectors = [((facts.service(b["name"]) or {}).get("spec") or {}).get("selector") or {}
                              for b in backends] + [((service or {}).get("spec") or {}).get("selector") or {}]
                 plans.append(RoutePlan(name, subject, url, {b["name"]: b.get("weight") for b in backends},
-                                       [s for s in selectors if s], problem))
+                                       [s for s in selectors if s], problem or target.skip,
+                                       request.method if request else "GET", request.headers if request else (),
+                                       target.index, target.name))
     return plans
 
 
@@ -87,31 +108,62 @@ def _selected(labels: dict, selectors: list[dict]) -> bool:
 
 
 def route_split(facts) -> list[Outcome]:
-    return run_bounded(facts, route_plans(facts), _route_outcome)
+    plans = route_plans(facts)
+    family = sum(1 for p in plans if not p.skip)
+    return run_bounded(facts, plans, lambda facts, plan: _route_outcome(facts, plan, family))
 
 
-def _route_outcome(facts, plan: RoutePlan) -> Outcome:
+def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
     if plan.skip:
         return Outcome("skip", plan.subject, f"skipped: {plan.skip}")
-    configured = facts.options.probe_config.routes.get(plan.route)
+    configured = facts.options.probe_config.route(plan.route, plan.rule, plan.rule_name)
     url = (configured and configured.url) or plan.url
     match = compile_match(configured.match) if configured and configured.match else None
     expectation = Expectation.split(plan.weights, match=match)
-    clients, why = _clients(facts, configured and configured.client, configured and configured.container,
-                            exclude=plan.exclude_selectors)
+    clients, why = _clients(facts, (configured and configured.client) or facts.options.client,
+                            configured and configured.container, exclude=plan.exclude_selectors,
+                            hint_namespace=facts.namespace)
     if not clients:
-        return Outcome("skip", plan.subject, f"skipped: {why}")
-    count = (configured and configured.count) or default_count(expectation, facts.options.alpha)
-    outcome = _probe(facts, clients, url, expectation, count, "GET", configured.headers if configured else ())
+        return replace(why, subject=plan.subject)
+    alpha = family_alpha(facts.options.alpha, family)
+    count = (configured and configured.count) or default_count(expectation, alpha)
+    headers = plan.headers + (configured.headers if configured else ())
+    outcome = _probe(facts, clients, url, expectation, count, plan.method, headers, alpha=alpha)
     verdict = outcome.verdict
-    evidence = _evidence(outcome.client, url, verdict)
+    evidence = _evidence(outcome.client, url, verdict, plan.method, headers) + (
+        f"alpha: {alpha:.3g} (family-wise {facts.options.alpha:g} over {family} route "
+        f"{'probe' if family == 1 else 'probes'}, Bonferroni)",)
     backends = verdict.backends or {}
     named = sum(n for b, n in backends.items() if b != "unmatched")
     if backends.get("unmatched") and not named:
         return Outcome("warn", plan.subject,
                        f"none of the responses named a backend ({', '.join(plan.weights)}), so the split could not "
                        "be measured; describe the probe (url, match) in --probe-config", evidence)
-    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence)
+    again = reproduce_command(outcome.client, url, plan.weights, plan.method, headers,
+                              configured and configured.match, alpha)
+    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence,
+                   hint=None if verdict.result == "pass" else f"reproduce it: {again}")
+
+
+def reproduce_command(client, url: str, weights: dict[str, float | None], method: str, headers, match: str | None,
+                      alpha: float) -> str:
+    """The `kubectl waypoint probe` command that sends this rule's requests and judges them the same way."""
+    split = ",".join(f"{name}={1 if weight is None else weight:g}" for name, weight in weights.items())
+    argv = ["kubectl", "waypoint", "probe", "-n", client.namespace, f"pod/{client.pod}", "-c", client.container,
+            url, "--expect-split", split, "--alpha", f"{alpha:g}"]
+    argv += ["--method", method] if method != "GET" else []
+    argv += [arg for header in headers for arg in ("-H", header)]
+    argv += ["--match", match] if match else []
+    return shlex.join(argv)
+
+
+def family_alpha(alpha: float, family: int) -> float:
+    """Each of `family` probes' share of the run's false-failure rate (Bonferroni).
+
+    A sequential test fixes its alpha before its first request, and the probes run concurrently,
+    so Holm's step-down (which needs every p-value first) does not apply; alpha / m does.
+    """
+    return alpha / max(family, 1)
 
 
 def run_bounded(facts, plans: list, judge) -> list[Outcome]:
@@ -122,7 +174,7 @@ def run_bounded(facts, plans: list, judge) -> list[Outcome]:
     plans = list(plans)
     runnable = [p for p in plans if not p.skip]
     if len(runnable) > 1 and facts.options.parallel > 1:
-        facts.client_candidates  # noqa: B018  (fill the cache before the threads start)
+        facts.client_candidates, facts.curl  # noqa: B018  (fill the caches before the threads start)
         from concurrent.futures import ThreadPoolExecutor
 
         from ..errors import WaypointError
@@ -216,43 +268,65 @@ def _allows(plan: PolicyPlan, namespace: str, service_account: str | None) -> bo
                for ns, sa in plan.allowed_principals)
 
 
-MAX_CLIENT_TRIES = 3  # candidates tried when a pod cannot run curl (many application images have none)
+MAX_CLIENT_TRIES = 3  # clients with curl tried in turn when a probe cannot start from one
 
 
 def _clients(facts, spec: str | None, container: str | None, *, exclude: list[dict] = (), wanted=None,
-             description: str = "ready, mesh-enrolled client pod") -> tuple[list, str | None]:
-    """A configured client, the --client override, or suitable pods found in the cluster (best first)."""
+             wanted_of_named: bool = False, description: str = "ready, mesh-enrolled client pod",
+             hint_namespace: str | None = None) -> tuple[list, Outcome | None]:
+    """Clients whose container runs curl: the one named (probe-config or --client) or pods found in
+    the cluster, the namespace's own first; else the outcome saying why not and what to do.
+
+    `wanted` filters found pods, and the named one too with `wanted_of_named`.
+    `hint_namespace`: where Istio's curl sample would make a fitting client (None: it would not)."""
     from ..probe.engine import resolve_client
 
-    spec = spec or (facts.options.client if wanted is None else None)
     if spec:
-        namespace, _, rest = spec.rpartition("/") if spec.count("/") == 2 else ("", "", spec)
-        return [resolve_client(facts.cluster, namespace or facts.namespace, rest, container)], None
+        namespace, _, rest = spec.partition("/") if spec.count("/") == 2 else ("", "", spec)
+        client = resolve_client(facts.cluster, namespace or facts.namespace, rest, container)
+        if wanted_of_named and wanted is not None and not wanted(client):
+            return [], Outcome("skip", "-", f"skipped: --client {client.namespace}/{client.pod} runs as "
+                                            f"{client.identity}, and this probe needs a {description} "
+                                            "(name one in --probe-config)")
+        problem = facts.curl.problem(client)
+        if problem:
+            return [], Outcome("inconclusive", "-", f"{problem}; pick a client with curl, or deploy Istio's curl "
+                                                    f"sample: {deploy_curl_command(client.namespace)}",
+                               hint=deploy_curl_command(client.namespace))
+        return [client], None
     found = [c for c in facts.client_candidates
              if not _selected(c.labels, list(exclude)) and (wanted is None or wanted(c))]
-    if not found:
-        return [], f"no {description} was found; pass --client or describe the probe in --probe-config"
-    return found[:MAX_CLIENT_TRIES], None
+    usable, problems = first_with_curl(facts.curl, found, MAX_CLIENT_TRIES)
+    if usable:
+        return usable, None
+    if hint_namespace is None:
+        return [], Outcome("inconclusive", "-", f"no {description} with curl was found"
+                           + (f" ({'; '.join(problems[:3])})" if problems else "")
+                           + "; name one in --probe-config")
+    return [], Outcome("inconclusive", "-", no_client_message(description, hint_namespace, problems),
+                       hint=deploy_curl_command(hint_namespace))
 
 
-def _probe(facts, clients: list, url, expectation, count, method, headers):
-    """Run the probe from the first client that can run it; a pod without curl passes to the next."""
+def _probe(facts, clients: list, url, expectation, count, method, headers, *, alpha: float,
+           min_availability: float | None = None):
+    """Run the probe from the first client that can run it; one that cannot start passes to the next."""
     from ..errors import Inconclusive
     from ..probe.engine import run_probe
 
+    availability = {} if min_availability is None else {"min_availability": min_availability}
     problems = []
     for client in clients:
         try:
             return run_probe(facts.cluster, client, url, expectation, count=count, method=method,
-                             headers=tuple(headers), timeout_s=facts.options.timeout_s, alpha=facts.options.alpha,
-                             min_availability=1.0)
+                             headers=tuple(headers), timeout_s=facts.options.timeout_s, alpha=alpha, **availability)
         except Inconclusive as exc:
             problems.append(f"{client.namespace}/{client.pod}: {exc.message}")
     raise Inconclusive("no client pod could run the probe (" + "; ".join(problems) + ")")
 
 
-def _evidence(client, url, verdict) -> tuple[str, ...]:
+def _evidence(client, url, verdict, method: str, headers) -> tuple[str, ...]:
     lines = [f"client: {client.namespace}/{client.pod} (service account {client.service_account})", f"url: {url}",
+             f"method: {method}" + "".join(f", header {h}" for h in headers),
              f"requests: {verdict.requests}, statuses: " + ", ".join(f"{k}={v}" for k, v in verdict.statuses.items())]
     if verdict.backends:
         expected = verdict.expected or {}
@@ -286,16 +360,25 @@ def _authz_probe(facts, plan: PolicyPlan, configured, kind: str) -> Outcome:
     if kind == "denied-principal":
         if any(p == (None, None) for p in plan.allowed_principals):
             return Outcome("skip", plan.subject, "skipped: the policy allows every principal")
-        clients, why = _clients(facts, configured and configured.denied_client, container, exclude=exclude,
-                                wanted=lambda c: not _allows(plan, c.namespace, c.service_account),
-                                description="client pod outside the policy's principals")
+        named = configured and configured.denied_client
+
+        def wanted(c):
+            return not _allows(plan, c.namespace, c.service_account)
+
+        description = "client pod outside the policy's principals"
+        sample_namespace = facts.namespace if not _allows(plan, facts.namespace, CURL_SAMPLE_ACCOUNT) else None
         method, expectation = allowed_method, Expectation.denial("l7")
     else:
         if not plan.allowed_principals:
             return Outcome("skip", plan.subject, "skipped: the policy allows no principal")
-        clients, why = _clients(facts, configured and configured.allowed_client, container, exclude=exclude,
-                                wanted=lambda c: _allows(plan, c.namespace, c.service_account),
-                                description="client pod running as an allowed principal")
+        named = configured and configured.allowed_client
+
+        def wanted(c):
+            return _allows(plan, c.namespace, c.service_account)
+
+        description = "client pod running as an allowed principal"
+        sample_namespace = next((ns for ns, sa in plan.allowed_principals
+                                 if ns and sa in (None, CURL_SAMPLE_ACCOUNT)), None)
         if kind == "allowed":
             method, expectation = allowed_method, Expectation.answered()
         else:
@@ -304,13 +387,18 @@ def _authz_probe(facts, plan: PolicyPlan, configured, kind: str) -> Outcome:
             method = (configured and configured.denied_method) or next(
                 m for m in FALLBACK_DENIED_METHODS + ("OPTIONS",) if m not in plan.methods)
             expectation = Expectation.denial("l7")
+    # A client named for this policy is taken as it is; --client only where its identity fits the probe.
+    clients, why = _clients(facts, named or facts.options.client, container, exclude=exclude, wanted=wanted,
+                            wanted_of_named=not named, description=description, hint_namespace=sample_namespace)
     if not clients:
-        return Outcome("skip", plan.subject, f"skipped: {why}")
+        return replace(why, subject=plan.subject)
     count = (configured and configured.count) or DEFAULT_CHECK_COUNT
-    outcome = _probe(facts, clients, url, expectation, count, method, configured.headers if configured else ())
+    headers = configured.headers if configured else ()
+    outcome = _probe(facts, clients, url, expectation, count, method, headers, alpha=facts.options.alpha,
+                     min_availability=1.0)
     verdict = outcome.verdict
-    evidence = (f"method: {method}",) + _evidence(outcome.client, url, verdict)
-    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence)
+    return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons),
+                   _evidence(outcome.client, url, verdict, method, headers))
 
 
 authz_allowed = _authz("allowed")

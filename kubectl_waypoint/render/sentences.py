@@ -61,3 +61,10 @@ def missing_namespace_sentence(result, target) -> str:
 def interrupted_sentence(partial, selected: int) -> str:
     return (f"interrupted (Ctrl-C) after {plural(len({r.id for r in partial.results}), 'check')} of {selected}; "
             "the report above is partial")
+
+
+def plan_sentence(plan) -> str:
+    """Why skew --target-version exits 1: how many findings block the upgrade, and the first."""
+    first = plan.blockers[0]
+    return (f"the upgrade to {safe(plan.target.raw)} is blocked by {plural(len(plan.blockers), 'finding')}; "
+            f"the first, {safe(first.subject)}: {cut(first.message, SENTENCE_LIMIT)}")

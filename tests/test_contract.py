@@ -167,6 +167,7 @@ class RbacAuthorizer(AccessRules):
 
     def __init__(self, documents: list[dict], user: str):
         super().__init__()
+        self.user = user
         self.asked: set[tuple[str, str, str, str | None]] = set()
         roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in documents
                  if d["kind"] in ("Role", "ClusterRole")}
@@ -179,18 +180,18 @@ class RbacAuthorizer(AccessRules):
                           ref["name"])]
             self.grants += [(rule, binding["metadata"].get("namespace")) for rule in role["rules"]]
 
-    def allows(self, attrs) -> bool:
+    def allows(self, attrs, user: str | None = None) -> bool:
         if attrs.resource == "selfsubjectaccessreviews":
             return True
-        return any(attrs.verb in rule["verbs"] and attrs.group in rule["apiGroups"]
+        return user in (None, self.user) and any(attrs.verb in rule["verbs"] and attrs.group in rule["apiGroups"]
                    and attrs.resource_path in rule["resources"] and (where is None or attrs.namespace == where)
                    for rule, where in self.grants)
 
-    def review(self, spec: dict) -> dict:
+    def review(self, spec: dict, user: str | None = None) -> dict:
         a = spec["resourceAttributes"]
         resource = a["resource"] + (f"/{a['subresource']}" if a.get("subresource") else "")
         self.asked.add((a["verb"], a.get("group", ""), resource, a.get("namespace") or None))
-        return super().review(spec)
+        return super().review(spec, user)
 
 
 def _user_of(subject: dict) -> str:

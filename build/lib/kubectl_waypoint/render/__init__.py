@@ -1,1 +1,0 @@
-"""Renderers: they only consume finished results and write to a stream."""

@@ -85,12 +85,12 @@ def test_every_missing_core_permission_is_reported_at_once_with_its_rule(cluster
         preflight(client, "verify", NAMESPACE)
     message = raised.value.message
     assert raised.value.exit_code == ExitCode.CLUSTER and "\n" not in message
-    assert "2 permission(s)" in message
+    assert "2 permissions" in message
     assert 'list deployments.apps in every namespace: grant it with the rule {apiGroups: ["apps"], ' \
            'resources: ["deployments"], verbs: ["list"]}' in message
     assert f'list services in namespace "{NAMESPACE}": grant it with the rule {{apiGroups: [""], ' \
            'resources: ["services"], verbs: ["list"]}' in message
-    assert "kubectl-waypoint ClusterRole" in message
+    assert "kubectl waypoint rbac --command verify prints the roles" in message
 
 
 def test_missing_optional_permissions_are_warnings_naming_what_is_lost(cluster):
@@ -160,7 +160,7 @@ def test_a_role_without_get_on_exec_is_refused_on_every_version(cluster, version
     sim.deny("get", "pods/exec", "curl")  # a role granting only create, as the README said before 1.35
     with pytest.raises(ClusterUnavailable) as raised:
         preflight(client, "probe", "curl")
-    assert raised.value.message.startswith("kubectl waypoint probe lacks 1 permission(s) it needs: ")
+    assert raised.value.message.startswith("kubectl waypoint probe lacks 1 permission it needs: ")
     assert 'get pods/exec in namespace "curl": grant get and create on pods/exec' in raised.value.message
 
 

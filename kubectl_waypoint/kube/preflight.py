@@ -286,8 +286,9 @@ def warnings_for(missing: Sequence[Missing], server: tuple[int, int] | None) -> 
 
 def missing_core_message(command: str, missing: Sequence[Missing]) -> str:
     listed = "; ".join(f"{m.describe()}: {m.permission.grant()}" for m in missing)
-    return (f"kubectl waypoint {command} lacks {len(missing)} permission(s) it needs: {listed}; "
-            f"ask your cluster admin to bind the {ROLE_NAME} ClusterRole from the README (RBAC section)")
+    permissions = "permission" if len(missing) == 1 else "permissions"
+    return (f"kubectl waypoint {command} lacks {len(missing)} {permissions} it needs: {listed}; "
+            f"kubectl waypoint rbac --command {command} prints the roles that grant them, for your cluster admin")
 
 
 # -- rendering RBAC ------------------------------------------------------------------------------

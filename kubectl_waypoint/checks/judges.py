@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..skew import judge_component, resolve_control_plane
+from ..skew import control_plane_index, judge_workloads
 from ..sync import judge_waypoint_sync
 from .runner import Outcome, worst
 from . import traffic
@@ -87,8 +87,9 @@ def waypoint_found(facts) -> list[Outcome]:
         subject = f"{ref.namespace}/{ref.name}"
         if (ref.namespace, ref.name) not in facts.waypoint_gateways:
             outcomes.append(Outcome("fail", subject,
-                                    f"waypoint {subject} is referenced ({'; '.join(ref.sources)}) but no Gateway of "
-                                    f"class istio-waypoint named {ref.name} exists in {ref.namespace}", ref.sources))
+                                    f"waypoint {subject} is referenced ({'; '.join(ref.sources)}) but no waypoint "
+                                    f"Gateway (class of controller istio.io/mesh-controller) named {ref.name} exists "
+                                    f"in {ref.namespace}", ref.sources))
         else:
             outcomes.append(Outcome("pass", subject, f"waypoint {subject} serves the namespace ({'; '.join(ref.sources)})"))
     return outcomes
@@ -119,7 +120,8 @@ def waypoint_deployment_available(facts) -> list[Outcome]:
         subject = f"{ref.namespace}/{ref.name}"
         deployment = facts.waypoint_deployments.get((ref.namespace, ref.name))
         if deployment is None:
-            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no Deployment named {ref.name}"))
+            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no Deployment labelled "
+                                    f"gateway.networking.k8s.io/gateway-name={ref.name}"))
             continue
         spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
         wanted = spec.get("replicas", 1)
@@ -198,13 +200,15 @@ def waypoint_sync(facts) -> list[Outcome]:
 
 def waypoint_proxy_version(facts) -> list[Outcome]:
     outcomes = []
-    planes, tags = facts.inventory.control_planes, facts.inventory.tags
+    index = control_plane_index(facts.inventory)
+    claims = {(pod.namespace, pod.name): w.claim
+              for w in facts.inventory.data_plane if w.kind == "waypoint" for pod in w.pods}
     for ref, pod, record in _waypoint_pods_with_sync(facts):
         subject = f"{pod.namespace}/{pod.name}"
         if record is None:
             outcomes.append(Outcome("skip", subject, "not connected to istiod, so no proxy version was reported"))
             continue
-        plane, _ = resolve_control_plane(pod.revision, planes, tags)
+        plane, _ = index.resolve(claims[(pod.namespace, pod.name)])
         finding = judge_waypoint_sync(record, pod.name, pod.namespace, plane.version if plane else None)[-1]
         against = f"control plane {plane.namespace}/{plane.revision} runs {plane.version.raw if plane.version else 'unknown'}" \
             if plane else "its control plane could not be resolved"
@@ -214,17 +218,15 @@ def waypoint_proxy_version(facts) -> list[Outcome]:
 
 def _skew_of(kind: str):
     def judge(facts) -> list[Outcome]:
-        inventory = facts.inventory
         outcomes = []
-        for workload in inventory.data_plane:
-            if workload.kind != kind:
-                continue
-            component = judge_component(workload, inventory.control_planes, inventory.tags)
+        for component in judge_workloads(facts.inventory, (kind,)):
             status = {"ok": "warn" if component.minor_skew else "pass", "ahead": "fail", "too-old": "fail",
                       "unknown": "warn"}[component.status]
             outcomes.append(Outcome(status, f"{component.namespace}/{component.workload} {component.version or ''}".strip(),
                                     component.message,
-                                    (f"pods: {len(component.pods)}", f"source: {component.source}")))
+                                    (f"pods: {len(component.pods)}", f"source: {component.source}",
+                                     f"control plane: {component.control_plane or 'none'} "
+                                     f"({component.owner_source})")))
         if not outcomes:
             return [Outcome("warn", kind, f"no {kind} pods were found in any namespace")]
         return outcomes

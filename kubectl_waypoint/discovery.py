@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from .kube import resources as r
 from .kube.client import NotFound, PermissionDenied
-from .ownership import (ADDRESS_ENV, ISTIO_CNI_CLAIM, REV_LABEL, SELECTOR, Claim, revision_tags, waypoint_claim,
-                        ztunnel_claim)
+from .ownership import (ADDRESS_ENV, DEFAULT as DEFAULT_REVISION, ISTIO_CNI_CLAIM, REV_LABEL, SELECTOR, TAG_LABEL,
+                        Claim, revision_tags, waypoint_claim, ztunnel_claim)
 from .versions import IstioVersion, parse_version, version_from_image
 
 if TYPE_CHECKING:
@@ -23,15 +23,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REVISION = "default"
-TAG_LABEL = "istio.io/tag"
 # A Gateway is a waypoint when its GatewayClass names this controller, whatever the class is called
 # (pilot/pkg/config/kube/gateway); the class names below are only what is assumed when classes
 # cannot be read: Istio's default class and 1.31's experimental agentgateway waypoint class.
 MESH_CONTROLLER = "istio.io/mesh-controller"
 KNOWN_WAYPOINT_CLASSES = frozenset({"istio-waypoint", "istio-agentgateway-waypoint"})
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
-GATEWAY_CLASS_LABEL = "gateway.networking.k8s.io/gateway-class-name"
 
 
 @dataclass(frozen=True)
@@ -401,9 +398,11 @@ def fetch_sail(cluster: "Cluster") -> SailResources:
     if not cluster.has_api(r.SAIL_ISTIOS):
         return found
     found.istios = cluster.list(r.SAIL_ISTIOS)
-    for attr, resource in (("revisions", r.SAIL_REVISIONS), ("cnis", r.SAIL_CNIS), ("ztunnels", r.SAIL_ZTUNNELS)):
-        if cluster.has_api(resource):
-            setattr(found, attr, cluster.list(resource))
+    for attr, resources in (("revisions", (r.SAIL_REVISIONS,)), ("cnis", (r.SAIL_CNIS,)),
+                            ("ztunnels", (r.SAIL_ZTUNNELS, r.SAIL_ZTUNNELS_V1ALPHA1))):
+        served = next((resource for resource in resources if cluster.has_api(resource)), None)
+        if served is not None:
+            setattr(found, attr, cluster.list(served))
     return found
 
 

@@ -52,4 +52,6 @@ SAIL_ISTIOS = Resource("sailoperator.io", "v1", "istios", namespaced=False)
 SAIL_REVISIONS = Resource("sailoperator.io", "v1", "istiorevisions", namespaced=False)
 SAIL_CNIS = Resource("sailoperator.io", "v1", "istiocnis", namespaced=False)
 SAIL_ZTUNNELS = Resource("sailoperator.io", "v1", "ztunnels", namespaced=False)
+# Sail up to 1.27 served ZTunnel only as v1alpha1 (sail-operator api/v1alpha1/ztunnel_types.go).
+SAIL_ZTUNNELS_V1ALPHA1 = Resource("sailoperator.io", "v1alpha1", "ztunnels", namespaced=False)
 SELF_SUBJECT_ACCESS_REVIEWS = Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", namespaced=False)

@@ -332,7 +332,8 @@ def test_verify_can_pick_enrolled_client_pods_automatically(cluster):
     api = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig, context=None, cluster=None, user=None,
                                               namespace=None, request_timeout="0")))
     everyone = find_client_pods(api)
-    assert {c.pod.split("-")[0] for c in everyone} == {"curl", "productpage", "details", "ratings", "reviews"}
+    assert {c.pod.split("-")[0] for c in everyone} == {"curl", "productpage", "details", "ratings", "reviews",
+                                                        "httpbin"}
     assert all(c.container not in ("istio-proxy", "discovery") for c in everyone)  # no waypoint, ztunnel, istiod
     (curl,) = find_client_pods(api, service_account="curl/curl")
     assert (curl.namespace, curl.container, curl.identity) == ("curl", "curl", "curl/curl")

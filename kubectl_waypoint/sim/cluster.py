@@ -20,6 +20,7 @@ from .mesh import Mesh
 from .resources import crd_objects
 from .podexec import ExecHandler, ExecRequest, ExecStreams, ExecutableNotFound, rules_handler
 from .faults import Fault, FaultList
+from .images import lacks
 from .scenario import Scenario, load_scenario
 from .server import RequestRecord, SimHTTPServer
 from .syncz import is_pilot_discovery_request, pilot_discovery_handler
@@ -160,9 +161,12 @@ class SimCluster:
         return self._default_handler(request, streams)
 
     def _builtin_exec(self, request: ExecRequest, streams: ExecStreams) -> int:
-        """A matching scenario exec rule answers first; then a built-in program; else "not found"."""
+        """A matching scenario exec rule answers first; then a built-in program the container's image
+        has (sim/images.py); else "not found"."""
         if any(rule.matches(request) for rule in self.scenario.exec_rules):
             return self._rules_handler(request, streams)
+        if lacks(request.pod, request.container, request.argv):
+            raise ExecutableNotFound(request.argv[0])
         for handles, handler in self._builtin_programs():
             if handles(request):
                 return handler(request, streams)

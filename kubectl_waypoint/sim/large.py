@@ -57,7 +57,7 @@ def generate_large_scenario(nodes: int, waypoint_namespaces: int, seed: int = 0)
     return Scenario.from_dict(doc)
 
 
-APP_IMAGE = "docker.io/istio/examples-bookinfo-reviews-v1:1.20.3"
+APP_IMAGE = "docker.io/istio/examples-bookinfo-ratings-v1:1.20.3"  # has curl: any app pod can be a client
 
 
 def generate_routes_scenario(waypoints: int, routes: int) -> Scenario:

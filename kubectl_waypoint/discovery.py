@@ -275,7 +275,7 @@ def fetch_waypoint_classes(cluster: "Cluster") -> frozenset[str]:
     except PermissionDenied as exc:
         log.warning("%s; assuming the waypoint classes are %s", exc.message, ", ".join(sorted(KNOWN_WAYPOINT_CLASSES)))
         return KNOWN_WAYPOINT_CLASSES
-    return frozenset(str(name) for name, controller in classes if name and controller == MESH_CONTROLLER)
+    return frozenset(name for name, controller in classes if isinstance(name, str) and controller == MESH_CONTROLLER)
 
 
 def _reduce_gateway(obj: dict) -> dict:
@@ -284,7 +284,7 @@ def _reduce_gateway(obj: dict) -> dict:
         "name": str(meta.get("name") or ""),
         "namespace": str(meta.get("namespace") or ""),
         "labels": _str_map(meta.get("labels")),
-        "className": spec.get("gatewayClassName"),
+        "className": _text(spec.get("gatewayClassName")),
         "listeners": _entries(spec, "listeners"),
         "conditions": _entries(status, "conditions"),
     }
@@ -342,7 +342,7 @@ def fetch_istiod_services(cluster: "Cluster") -> tuple[dict[tuple[str, str], str
         labels = _str_map(meta.get("labels"))
         if labels.get(TAG_LABEL):
             tag_labels.append(labels)
-        if labels.get("app") == "istiod":
+        if labels.get("app") == "istiod" and labels.get(REV_LABEL):
             revisions[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = labels[REV_LABEL]
     return revisions, tag_labels
 

@@ -189,8 +189,9 @@ def pod_named(sim, namespace: str, prefix: str) -> str:
 ])
 def test_curl_is_not_found_where_the_image_has_none(api, namespace, prefix, container):
     sim, cluster = api
-    with pytest.raises(ExecutableMissing, match="curl"):
+    with pytest.raises(ExecutableMissing) as missing:
         cluster.exec(namespace, pod_named(sim, namespace, prefix), container, ["curl", "--version"])
+    assert 'exec: "curl": executable file not found' in str(missing.value)  # the container runtime's words
 
 
 def test_the_images_with_curl_run_it(api):
@@ -332,3 +333,73 @@ def test_without_permission_for_classes_and_services_discovery_falls_back_to_nam
     assert planes == {"1-27-3": ["default"], "1-28-6": ["prod"]}  # canary exists only as a Service
     assert {c["namespace"] for c in doc["components"] if c["kind"] == "waypoint"} == {"bookinfo", "legacy", "edge"}
     assert doc["result"] == "pass"
+
+
+def test_a_waypoint_without_pods_belongs_to_its_gateways_label_else_its_namespaces(run_cli, kubeconfig):
+    """revisions: bookinfo is labelled istio.io/rev=prod (-> 1-28-6); the default tag is 1-27-3."""
+    scenario = Scenario.from_dict({
+        "name": "pending-waypoints", "description": "waypoints istiod has not deployed yet", "base": "revisions",
+        "workloads": [
+            {"kind": "Waypoint", "name": "pending", "namespace": "bookinfo", "replicas": 0, "programmed": False,
+             "image": "registry.alauda.cn:60080/asm/proxyv2:1.28.6-asm-r3"},
+            {"kind": "Waypoint", "name": "labelled", "namespace": "bookinfo", "replicas": 0, "programmed": False,
+             "revision": "1-27-3", "image": "registry.alauda.cn:60080/asm/proxyv2:1.27.3-asm-r2"},
+        ]})
+    doc = run_cli("skew", "--kubeconfig", kubeconfig(scenario), "-n", "bookinfo", "-o", "json", expect=4).json
+    owners = {c["workload"]: c["controlPlane"] for c in doc["components"]}
+    assert owners == {"waypoint": "istio-system/1-28-6", "pending": "istio-system/1-28-6",
+                      "labelled": "istio-system/1-27-3"}
+
+
+def revision_based_sail() -> Scenario:
+    """Sail RevisionBased mid-upgrade: revisions default-v1-26-5 and default-v1-28-6 both run; one waypoint
+    was re-rendered by the new revision, the other still belongs to the old one (its annotation says so)."""
+    def istiod(revision: str, tag: str) -> dict:
+        return {"kind": "Deployment", "name": f"istiod-{revision}", "namespace": "istio-system",
+                "labels": {"app": "istiod", "istio.io/rev": revision, "sidecar.istio.io/inject": "false"},
+                "selector": {"app": "istiod", "istio.io/rev": revision}, "serviceAccount": f"istiod-{revision}",
+                "containers": [{"name": "discovery", "image": f"docker.io/istio/pilot:{tag}",
+                                "env": {"REVISION": revision}}]}
+
+    def revision_cr(name: str, version: str) -> dict:
+        return {"apiVersion": "sailoperator.io/v1", "kind": "IstioRevision", "metadata": {"name": name},
+                "spec": {"namespace": "istio-system", "version": version, "values": {"revision": name}},
+                "status": {"state": "Healthy", "conditions": [{"type": "Ready", "status": "True"},
+                                                              {"type": "Reconciled", "status": "True"}]}}
+    istio = copy.deepcopy(load_scenario("sail").find("Istio")[0])
+    for key in ("uid", "resourceVersion", "creationTimestamp"):
+        istio["metadata"].pop(key, None)
+    istio["spec"].update({"version": "v1.28.6", "updateStrategy": {"type": "RevisionBased"}})
+    istio["status"]["activeRevisionName"] = "default-v1-28-6"
+    return Scenario.from_dict({
+        "name": "sail-revision-based", "description": "Sail RevisionBased, two revisions in use", "base": "sail",
+        "remove": [{"kind": "Deployment", "namespace": "istio-system", "name": "istiod"},
+                   {"kind": "IstioRevision", "name": "default"}],
+        "namespaces": {"bookinfo": {"istio.io/rev": "default-v1-26-5"},
+                       "shop": {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint",
+                                "istio.io/rev": "default-v1-28-6"}},
+        "workloads": [istiod("default-v1-26-5", "1.26.5"), istiod("default-v1-28-6", "1.28.6"),
+                      {"kind": "Waypoint", "name": "waypoint", "namespace": "bookinfo",
+                       "istiodRevision": "default-v1-26-5", "image": "docker.io/istio/proxyv2:1.26.5"},
+                      {"kind": "Waypoint", "name": "waypoint", "namespace": "shop",
+                       "istiodRevision": "default-v1-28-6", "image": "docker.io/istio/proxyv2:1.28.6"},
+                      {"kind": "DaemonSet", "name": "ztunnel", "namespace": "ztunnel",
+                       "containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.28.6",
+                                       "env": {"XDS_ADDRESS": "istiod-default-v1-28-6.istio-system.svc:15012",
+                                               "CA_ADDRESS": "istiod-default-v1-28-6.istio-system.svc:15012"}}]}],
+        "objects": [istio, revision_cr("default-v1-26-5", "v1.26.5"), revision_cr("default-v1-28-6", "v1.28.6")]})
+
+
+def test_revision_based_sail_judges_each_waypoint_against_the_revision_that_rendered_it(run_cli, kubeconfig):
+    config = kubeconfig(revision_based_sail())
+    doc = run_cli("skew", "--kubeconfig", config, "-o", "json").json
+    judged = {(c["kind"], c["namespace"]): (c["controlPlane"], c["status"], c["minorSkew"]) for c in doc["components"]}
+    assert judged == {
+        ("waypoint", "bookinfo"): ("istio-system/default-v1-26-5", "ok", 0),  # not too-old against 1.28
+        ("waypoint", "shop"): ("istio-system/default-v1-28-6", "ok", 0),
+        ("ztunnel", "ztunnel"): ("istio-system/default-v1-28-6", "ok", 0),     # by XDS_ADDRESS
+        ("istio-cni", "istio-cni"): ("istio-system/default-v1-28-6", "ok", 0),  # the newest in use
+    }
+    checks = sail_checks(run_cli, config)
+    assert checks["sail-istio-status"]["status"] == "pass"
+    assert "active revision default-v1-28-6 (RevisionBased)" in checks["sail-istio-status"]["message"]

@@ -253,6 +253,23 @@ def test_no_allowed_client_with_curl_points_at_the_namespace_the_policy_allows(r
     assert denied["status"] == "pass" and any(e.startswith("client: bookinfo/ratings-v1-") for e in denied["evidence"])
 
 
+def test_where_the_curl_sample_would_not_fit_the_policy_no_sample_is_suggested(run_cli, cluster):
+    policy = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+              "metadata": {"name": "productpage-waypoint", "namespace": "bookinfo"},
+              "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "productpage"}], "action": "ALLOW",
+                       "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/bookinfo/sa/bookinfo-details"]}}],
+                                  "to": [{"operation": {"methods": ["GET"]}}]}]}}
+    sim, kubeconfig = cluster(Scenario.from_dict({
+        "name": "details-only", "description": "only details may call productpage", "base": "bookinfo",
+        "remove": [{"kind": "AuthorizationPolicy", "namespace": "bookinfo", "name": "productpage-waypoint"}],
+        "objects": [policy]}))
+    curl_only_where_istio_ships_it(sim)  # details has no curl, and the sample would run as curl, not details
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "authz-allowed", "-o", "json", expect=4).json
+    (allowed,) = checks(doc, "authz-allowed")
+    assert allowed["status"] == "inconclusive" and "has no curl" in allowed["message"]
+    assert "name one in --probe-config" in allowed["message"] and "kubectl apply" not in allowed["hint"]
+
+
 # -- 12.5 and 12.6: one alpha for the run; a rejection is final ---------------------------------------
 
 

@@ -299,12 +299,8 @@ def _clients(facts, spec: str | None, container: str | None, *, exclude: list[di
     usable, problems = first_with_curl(facts.curl, found, MAX_CLIENT_TRIES)
     if usable:
         return usable, None
-    if hint_namespace is None:
-        return [], Outcome("inconclusive", "-", f"no {description} with curl was found"
-                           + (f" ({'; '.join(problems[:3])})" if problems else "")
-                           + "; name one in --probe-config")
     return [], Outcome("inconclusive", "-", no_client_message(description, hint_namespace, problems),
-                       hint=deploy_curl_command(hint_namespace))
+                       hint=deploy_curl_command(hint_namespace) if hint_namespace else None)
 
 
 def _probe(facts, clients: list, url, expectation, count, method, headers, *, alpha: float,

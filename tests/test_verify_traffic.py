@@ -156,6 +156,16 @@ def test_probe_config_can_describe_one_rule(run_cli, cluster, tmp_path):
     assert "url: http://reviews.bookinfo:9080/" in exact["evidence"]
 
 
+def test_a_route_on_a_service_of_another_namespace_is_not_probed_as_a_local_one(run_cli, cluster):
+    route = copy.deepcopy(SEVERAL_RULES)
+    route["spec"]["parentRefs"][0]["namespace"] = "curl"  # a consumer route on curl/reviews, not bookinfo/reviews
+    sim, kubeconfig = cluster(with_route(route))
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "-o", "json").json
+    assert {c["status"] for c in checks(doc, "route-split")} == {"skip"}
+    assert all("namespace curl (a consumer route" in c["message"] for c in checks(doc, "route-split"))
+    assert probes(sim) == []
+
+
 def test_a_rule_no_request_can_reach_is_skipped_and_nothing_is_sent_for_it(run_cli, cluster):
     route = copy.deepcopy(SEVERAL_RULES)
     route["spec"]["rules"] = [{"matches": [{"path": {"type": "RegularExpression", "value": "/(?=x)x"}}],

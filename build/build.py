@@ -54,10 +54,17 @@ def _git(*args: str) -> str | None:
 
 
 def commit_stamp() -> str:
-    """The commit, marked -dirty when tracked files differ from it."""
+    """The commit, marked -dirty when tracked files differ from it; WAYPOINT_COMMIT outside git.
+
+    A release must say what it was built from: without git and without WAYPOINT_COMMIT there is
+    no build, rather than an executable that says "unknown".
+    """
     commit = _git("rev-parse", "--short=12", "HEAD")
     if not commit:
-        return "unknown"
+        commit = os.environ.get("WAYPOINT_COMMIT", "").strip()
+        if not commit:
+            raise SystemExit("build: cannot tell the commit (no git checkout here); set WAYPOINT_COMMIT")
+        return commit
     return commit + ("-dirty" if _git("status", "--porcelain", "--untracked-files=no") else "")
 
 

@@ -6,7 +6,8 @@ import os
 import sys
 import traceback
 
-from .errors import ExitCode, WaypointError
+from .errors import ExitCode, WaypointError, kubectl_style
+from .render.safe import safe
 
 
 def _restore_child_environment() -> None:
@@ -23,9 +24,12 @@ def _restore_child_environment() -> None:
         os.environ.pop("LD_LIBRARY_PATH", None)
 
 
-def printable(text: str) -> str:
-    """One line with no terminal control characters: messages quote user input (names, durations)."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+def usage_sentence(exc) -> str:
+    """click's usage error as one sentence in kubectl's style: lower case, then where to read more."""
+    message = safe(exc.format_message())
+    message = message[:1].lower() + message[1:]
+    command = getattr(getattr(exc, "ctx", None), "command_path", None) or "kubectl waypoint"
+    return f"{message.rstrip('.')}; see {command} --help"
 
 
 def _wants_traceback(argv: list[str]) -> bool:
@@ -46,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except WaypointError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {printable(exc.message)}", err=True)
+        click.echo(f"error: {safe(kubectl_style(exc.message))}", err=True)
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {usage_sentence(exc)}", err=True)
         return ExitCode.USAGE if isinstance(exc, click.UsageError) else int(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("error: interrupted", err=True)
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback with -v
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: internal error: {type(exc).__name__}: {printable(str(exc))} "
+        click.echo(f"error: internal error: {type(exc).__name__}: {safe(str(exc))} "
                    "(this is a bug in kubectl-waypoint; rerun with -v and report it)", err=True)
         return ExitCode.FAILED
 

@@ -19,3 +19,7 @@ def build_info() -> dict:
         "commit": COMMIT,
         "python": f"Python {platform.python_version()}",
     }
+
+
+def version_line(info: dict) -> str:
+    return f"kubectl-waypoint {info['version']} (commit {info['commit']}, {info['python']})\n"

@@ -101,7 +101,17 @@ def emit(text: str) -> None:
     click.echo(text, nl=False)
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .buildinfo import build_info, version_line
+
+        emit(version_line(build_info()))
+        ctx.exit(ExitCode.OK)
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the plugin's version and commit, and exit.")
 @common_options
 def cli() -> None:
     """Check that Istio ambient waypoints, ztunnel and istio-cni came through an upgrade intact.
@@ -115,17 +125,22 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @cluster_options(all_namespaces=True)
 @output_option("table", "json", "yaml")
+@click.option("--target-version", metavar="VERSION",
+              help="Judge an upgrade of the control plane to VERSION: what it would break and what must move first.")
 @common_options
 @with_cluster_flags
-def skew(flags, all_namespaces: bool, output: str) -> int:
+def skew(flags, all_namespaces: bool, output: str, target_version: str | None) -> int:
     """Judge every waypoint, ztunnel and istio-cni workload against its control plane.
 
     The n-1 rule: a data-plane component may run the control plane's minor version or one minor
-    behind, never ahead. Without -n, all namespaces are checked.
+    behind, never ahead. Without -n, all namespaces are checked. With --target-version, the
+    cluster is judged as it would be with its control plane at VERSION: exit 0 when the upgrade
+    can go ahead, 1 when something blocks it.
     """
     from .commands import run_skew
 
-    return run_skew(flags, all_namespaces=all_namespaces, output=output, no_colour=_settings().get("no_color", False))
+    return run_skew(flags, all_namespaces=all_namespaces, output=output, no_colour=_settings().get("no_color", False),
+                    target_version=target_version)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -243,15 +258,63 @@ def demo(scenario: str, list_scenarios: bool, serve: bool, output: str) -> int:
 @common_options
 def version(output: str) -> int:
     """Print the plugin's own version."""
-    from .buildinfo import build_info
+    from .buildinfo import build_info, version_line
 
     info = build_info()
     if output == "text":
-        emit(f"kubectl-waypoint {info['version']} (commit {info['commit']}, {info['python']})\n")
+        emit(version_line(info))
     else:
         from .render.structured import dump
 
         emit(dump(info, output))
+    return ExitCode.OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@output_option("table", "json", "yaml")
+@common_options
+def checks(output: str) -> int:
+    """List every check of verify: id, category, what it proves, what it needs (no cluster needed)."""
+    from .commands import run_checks_list
+
+    return run_checks_list(output)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("check_id", metavar="CHECK_ID")
+@common_options
+def explain(check_id: str) -> int:
+    """Print the documentation of one check (the same text as docs/checks.md; no network)."""
+    from .checks.docs import explain as explain_check
+
+    emit(explain_check(check_id))
+    return ExitCode.OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("-n", "--namespace", metavar="NS",
+              help="Grant the namespaced reads and exec in this namespace only (default: every namespace).")
+@click.option("--command", "command_name", default="all", show_default=True, metavar="skew|verify|probe|all",
+              help="The command to grant (all: every command).")
+@click.option("--control-plane-namespace", default="istio-system", show_default=True, metavar="NS",
+              help="Where istiod runs (verify execs into it to read its sync status).")
+@click.option("--user", "users", multiple=True, metavar="NAME", help="Bind the roles to this user (repeatable).")
+@click.option("--group", "groups", multiple=True, metavar="NAME", help="Bind the roles to this group (repeatable).")
+@click.option("--serviceaccount", "service_accounts", multiple=True, metavar="NS:NAME",
+              help="Bind the roles to this service account (repeatable).")
+@common_options
+def rbac(namespace, command_name: str, control_plane_namespace: str, users, groups, service_accounts) -> int:
+    """Print the least-privilege roles (and bindings, given a subject) as YAML for kubectl apply -f -.
+
+    \b
+    kubectl waypoint rbac --command verify -n bookinfo --serviceaccount ci:verifier | kubectl apply -f -
+    """
+    from .rbac import parse_subjects, rbac_documents, render_rbac
+
+    subjects = parse_subjects(users, groups, service_accounts)
+    emit(render_rbac(rbac_documents(command_name, namespace, subjects, control_plane_namespace)))
+    if not subjects:
+        click.echo("note: no --user, --group or --serviceaccount given, so no bindings were printed", err=True)
     return ExitCode.OK
 
 

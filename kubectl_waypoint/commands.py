@@ -6,10 +6,61 @@ import sys
 
 import click
 
-from .errors import BadInput, ExitCode
+from .errors import BadInput, ExitCode, WaypointError, kubectl_style
+from .render.safe import cut, safe
+from .render.text import plural
 
 RESULT_EXIT_CODES = {"pass": ExitCode.OK, "warn": ExitCode.OK, "fail": ExitCode.FAILED,
                      "inconclusive": ExitCode.INCONCLUSIVE}
+SENTENCE_LIMIT = 300  # characters of a cluster-supplied message quoted in the final sentence
+INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+def conclude(code: int, sentence: str) -> int:
+    """The contract's last word on a non-zero exit: one sentence on stderr starting `error:`."""
+    if code != ExitCode.OK:
+        click.echo(f"error: {kubectl_style(sentence)}", err=True)
+    return code
+
+
+def skew_sentence(result) -> str:
+    """Why skew exits 1 or 4: how many workloads break the rule and the first, or what is unknown."""
+    failed = [c for c in result.components if c.status in ("ahead", "too-old")]
+    if failed:
+        first = failed[0]
+        return (f"{plural(len(failed), 'workload')} break the n-1 version rule; the first, {first.kind} "
+                f"{safe(first.namespace)}/{safe(first.workload)}: {cut(first.message, SENTENCE_LIMIT)}")
+    unknown = [c for c in result.components if c.status == "unknown"]
+    if unknown:
+        first = unknown[0]
+        return (f"the version skew of {plural(len(unknown), 'workload')} could not be decided; the first, "
+                f"{first.kind} {safe(first.namespace)}/{safe(first.workload)}: {cut(first.message, SENTENCE_LIMIT)}")
+    return safe(result.summary)
+
+
+def probe_sentence(outcome) -> str:
+    """Why probe exits 1 or 4: the verdict's first reason (it says what to change for an undecided run)."""
+    verdict = outcome.verdict
+    what = "failed" if verdict.result == "fail" else "could not decide"
+    reason = cut(verdict.reasons[0], SENTENCE_LIMIT) if verdict.reasons else "see the report above"
+    return f"the probe of {safe(outcome.url)} from pod {safe(outcome.client.pod)} {what}: {reason}"
+
+
+def verify_sentence(run, namespace: str) -> str:
+    """Why verify exits 1 or 4: how many checks failed (or were undecided), the first, what to do."""
+    from .checks.hints import explain_command, hint_for
+
+    status = "fail" if run.result == "fail" else "inconclusive"
+    bad = [r for r in run.results if r.status == status]
+    if not bad:
+        return f"verify -n {safe(namespace)} did not pass"
+    first = bad[0]
+    subject = "" if first.subject in ("-", "") else f" [{safe(first.subject)}]"
+    checks = plural(len({r.id for r in bad}), "check")
+    what = f"{checks} failed" if status == "fail" else f"{checks} could not be decided"
+    return (f"{what} in namespace {safe(namespace)}; the first, {first.id}{subject}: "
+            f"{cut(first.message, SENTENCE_LIMIT)}; next: {safe(hint_for(first, namespace))} "
+            f"(more: {explain_command(first.id)})")
 
 
 def connect(flags):
@@ -29,7 +80,7 @@ def warn_permissions(cluster, command: str, namespace: str | None, checks: list[
     from .kube.preflight import preflight
 
     for warning in preflight(cluster, command, namespace, checks=checks):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {safe(warning)}", err=True)
 
 
 def skew_result(cluster, namespace: str | None):
@@ -39,24 +90,67 @@ def skew_result(cluster, namespace: str | None):
     return judge_inventory(fetch_inventory(cluster, namespace))
 
 
-def render_skew_output(result, output: str, no_colour: bool) -> str:
+def render_skew_output(result, output: str, no_colour: bool, origin: dict | None = None, plan=None) -> str:
     if output == "table":
         from .render.skew import render_skew
         from .render.text import style_for
 
-        return render_skew(result, style_for(sys.stdout, no_colour))
+        return render_skew(result, style_for(sys.stdout, no_colour), plan)
     from .render.structured import dump
     from .report import skew_report
 
-    return dump(skew_report(result), output)
+    return dump(skew_report(result, origin, plan), output)
 
 
-def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool) -> int:
+def run_skew(flags, *, all_namespaces: bool, output: str, no_colour: bool, target_version: str | None = None) -> int:
+    from .report import report_origin
+
+    target = None
+    if target_version is not None:
+        from .plan import parse_target
+
+        target = parse_target(target_version)  # a malformed version fails before any request
     cluster = connect(flags)
     namespace = cluster.target.namespace if flags.namespace and not all_namespaces else None
-    result = skew_result(cluster, namespace)
-    click.echo(render_skew_output(result, output, no_colour), nl=False)
-    return RESULT_EXIT_CODES[result.result]
+    from .discovery import fetch_inventory
+    from .skew import judge_inventory
+
+    inventory = fetch_inventory(cluster, namespace)
+    result = judge_inventory(inventory)
+    plan = upgrade_plan(cluster, result, inventory.sail.istios, target) if target else None
+    click.echo(render_skew_output(result, output, no_colour, report_origin(cluster.target), plan), nl=False)
+    if plan is not None:
+        return conclude(RESULT_EXIT_CODES[plan.result], plan_sentence(plan) if plan.blockers else "")
+    return conclude(RESULT_EXIT_CODES[result.result], skew_sentence(result))
+
+
+def plan_sentence(plan) -> str:
+    """Why skew --target-version exits 1: how many findings block the upgrade, and the first."""
+    first = plan.blockers[0]
+    return (f"the upgrade to {safe(plan.target.raw)} is blocked by {plural(len(plan.blockers), 'finding')}; "
+            f"the first, {safe(first.subject)}: {cut(first.message, SENTENCE_LIMIT)}")
+
+
+def upgrade_plan(cluster, result, sail_istios: list[dict], target):
+    """Read what the plan needs beyond skew (server version, Gateway API CRDs) and judge the upgrade."""
+    from .kube import resources as r
+    from .kube.client import NotFound, PermissionDenied, ResourceNotInstalled
+    from .plan import plan_upgrade
+
+    try:
+        server_version = str(cluster.request_json("GET", "/version").get("gitVersion") or "")
+    except WaypointError:
+        server_version = None
+    bundle, state = None, "installed"
+    try:
+        crd = cluster.get(r.CRDS, "gateways.gateway.networking.k8s.io")
+        bundle = ((crd.get("metadata") or {}).get("annotations") or {}).get("gateway.networking.k8s.io/bundle-version")
+    except (NotFound, ResourceNotInstalled):
+        state = "absent"
+    except PermissionDenied as exc:
+        state = f"unreadable: {exc.message}"
+    return plan_upgrade(result, target, sail_istios=sail_istios, kubernetes_version=server_version,
+                        gateway_api_version=bundle, gateway_api_state=state)
 
 
 class WaitObserver:
@@ -76,7 +170,8 @@ class WaitObserver:
             self.stream.flush()
 
     def retrying(self, failing: list[str], remaining_s: float) -> None:
-        text = f"waiting for {len(failing)} failing check(s) to pass ({', '.join(failing)}), {remaining_s:.0f}s left"
+        text = (f"waiting for {plural(len(failing), 'failing check')} to pass ({', '.join(failing)}), "
+                f"{remaining_s:.0f}s left")
         self.stream.write(f"\r{text}" if self.tty else f"{text}\n")
         self.stream.flush()
 
@@ -88,53 +183,101 @@ class WaitObserver:
 
 def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: float, output: str,
                junit_file: str | None, no_colour: bool) -> int:
+    """Run the checks and report; the JUnit file is written on every exit, the report even after Ctrl-C."""
     from .checks.catalogue import load_catalogue
     from .checks.facts import VerifyFacts
     from .checks.judges import JUDGES
-    from .checks.runner import run_until
+    from .checks.runner import Interrupted, VerifyRun, run_until, with_prerequisites
+    from .errors import WaypointError
+    from .report import report_origin
 
     catalogue = load_catalogue()
     selected = catalogue.select(only, skip)
-    junit = _open_for_writing(junit_file, "--junit-file") if junit_file else None
-    cluster = connect(flags)
-    namespace = cluster.target.namespace
-    from .checks.runner import with_prerequisites
-
-    warn_permissions(cluster, "verify", namespace, [spec.id for spec in with_prerequisites(catalogue, selected)])
-    observer = WaitObserver(sys.stderr) if wait_s or sys.stderr.isatty() else None
+    junit = JunitFile(junit_file) if junit_file else None
+    namespace = flags.namespace
     try:
-        run = run_until(catalogue, selected, lambda: VerifyFacts(cluster, namespace, options), JUDGES, wait_s,
-                        observer)
-    finally:
-        if observer:
-            observer.done()
+        cluster = connect(flags)
+        namespace = cluster.target.namespace
+        if not cluster.target.namespace_explicit and namespace == "default":  # kubectl's fallback, say so
+            click.echo('checking namespace "default": no -n given and the context sets no other; '
+                       "pass -n NAMESPACE to check another", err=True)
+        origin = report_origin(cluster.target)
+        warn_permissions(cluster, "verify", namespace, [spec.id for spec in with_prerequisites(catalogue, selected)])
+        observer = WaitObserver(sys.stderr) if wait_s or sys.stderr.isatty() else None
+        try:
+            run = run_until(catalogue, selected, lambda: VerifyFacts(cluster, namespace, options), JUDGES, wait_s,
+                            observer)
+        finally:
+            if observer:
+                observer.done()
+    except KeyboardInterrupt as interrupt:
+        partial = interrupt.run if isinstance(interrupt, Interrupted) else VerifyRun()
+        if not partial.results:
+            if junit:
+                junit.error(namespace, "interrupted (Ctrl-C) before any check finished")
+            raise
+        sentence = (f"interrupted (Ctrl-C) after {plural(len({r.id for r in partial.results}), 'check')} "
+                    f"of {len(selected)}; the report above is partial")
+        if junit:
+            junit.run(partial, catalogue, namespace, origin, interrupted=sentence)
+        click.echo(render_verify_output(partial, catalogue, namespace, output, no_colour, origin, interrupted=True),
+                   nl=False)
+        return conclude(INTERRUPTED, sentence)
+    except WaypointError as error:
+        if junit:
+            junit.error(namespace, error.message)
+        raise
     if junit:
+        junit.run(run, catalogue, namespace, origin)
+    missing = next((r for r in run.results if r.id == "namespace-exists" and r.status == "fail"), None)
+    if missing is not None and output in ("table", "short"):  # one sentence, not a report of skipped checks
+        return conclude(ExitCode.FAILED, f"{cut(missing.message, SENTENCE_LIMIT)} in context "
+                                         f"{safe(cluster.target.context or cluster.target.server)}; "
+                                         "kubectl get namespaces lists them, pass the right one with -n")
+    click.echo(render_verify_output(run, catalogue, namespace, output, no_colour, origin), nl=False)
+    return conclude(RESULT_EXIT_CODES[run.result], verify_sentence(run, namespace))
+
+
+class JunitFile:
+    """--junit-file, opened before the run so a bad path fails in a second, not after the probes."""
+
+    def __init__(self, path: str):
+        self.stream = _open_for_writing(path, "--junit-file")
+
+    def run(self, run, catalogue, namespace: str, origin: dict, interrupted: str | None = None) -> None:
         from .render.junit import junit_xml
 
-        with junit:
-            junit.write(junit_xml(run, namespace))
-    click.echo(render_verify_output(run, catalogue, namespace, output, no_colour), nl=False)
-    return RESULT_EXIT_CODES[run.result]
+        with self.stream:
+            self.stream.write(junit_xml(run, catalogue, namespace, origin, interrupted))
+
+    def error(self, namespace: str | None, message: str) -> None:
+        from .render.junit import junit_error_xml
+        from .report import report_origin
+
+        with self.stream:
+            self.stream.write(junit_error_xml(namespace, report_origin(), message))
 
 
 def _open_for_writing(path: str, flag: str):
-    """Open an output file before the run, so a bad path fails in a second, not after the probes."""
+    """Open an output file now: a bad path is a usage error before anything else happens."""
     try:
         return open(path, "wb")
     except OSError as exc:
         raise BadInput(f"cannot write {flag} {path}: {exc.strerror or exc}") from exc
 
 
-def render_verify_output(run, catalogue, namespace: str, output: str, no_colour: bool) -> str:
+def render_verify_output(run, catalogue, namespace: str, output: str, no_colour: bool, origin: dict | None = None,
+                         interrupted: bool = False) -> str:
     if output in ("table", "short"):
         from .render.text import style_for
         from .render.verify import render_verify
 
-        return render_verify(run, catalogue, namespace, style_for(sys.stdout, no_colour), short=output == "short")
+        return render_verify(run, catalogue, namespace, style_for(sys.stdout, no_colour), short=output == "short",
+                             interrupted=interrupted)
     from .render.structured import dump
     from .report import verify_report
 
-    return dump(verify_report(run, namespace), output)
+    return dump(verify_report(run, namespace, origin, interrupted=interrupted), output)
 
 
 def build_verify_options(*, client, probe_config, proxy_status_file, alpha: float, timeout_s: float,
@@ -158,3 +301,32 @@ def build_verify_options(*, client, probe_config, proxy_status_file, alpha: floa
     return VerifyOptions(client=client, alpha=alpha, timeout_s=timeout_s, parallel=parallel,
                          probe_config=load_probe_config(probe_config) if probe_config else ProbeConfig(),
                          proxy_status_file=proxy_status_file, proxy_status_text=text)
+
+
+SCOPE_WORDS = {"cluster": "every namespace", "target": "the namespace checked", "control-plane": "istiod's namespace"}
+
+
+def run_checks_list(output: str) -> int:
+    """`kubectl waypoint checks`: the catalogue, with what each check needs (checks and permissions)."""
+    from .checks.catalogue import load_catalogue
+    from .kube.preflight import permissions_for
+
+    catalogue = load_catalogue()
+    rows = []
+    for spec in catalogue.checks:
+        permissions = [f"{p.verb} {p.rbac_resource} ({SCOPE_WORDS[p.scope]})"
+                       for p in permissions_for("verify", [spec.id]) if spec.id in p.checks]
+        rows.append({"id": spec.id, "category": spec.category, "proves": spec.title, "needsChecks": list(spec.needs),
+                     "needsPermissions": permissions, "docs": spec.docs})
+    if output == "table":
+        from .render.text import table
+
+        needs = [", ".join(row["needsChecks"] + row["needsPermissions"]) or "-" for row in rows]
+        lines = table(["ID", "CATEGORY", "PROVES", "NEEDS"],
+                      [[row["id"], row["category"], row["proves"], need] for row, need in zip(rows, needs)])
+        click.echo("\n".join(lines) + "\n\nkubectl waypoint explain ID documents one check.")
+    else:
+        from .render.structured import dump
+
+        click.echo(dump({"apiVersion": "kubectl-waypoint/v1", "kind": "CheckList", "checks": rows}, output), nl=False)
+    return ExitCode.OK

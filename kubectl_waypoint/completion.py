@@ -163,6 +163,38 @@ def complete_containers(ctx, _param, incomplete):
     return _names([c.get("name", "") for c in containers if c.get("name")], incomplete)
 
 
+def complete_routes(ctx, _param, incomplete):
+    """--route [NS/]HTTPROUTE: the routes of -n's namespace, or of the namespace typed before `/`."""
+    from .kube.resources import HTTPROUTES
+
+    cluster = _connect(ctx)
+    namespace, slash, _ = incomplete.rpartition("/")
+    names = cluster.list(HTTPROUTES, namespace if slash else cluster.target.namespace, transform=_name_of)
+    return _names(names, incomplete, f"{namespace}/" if slash else "")
+
+
+def complete_check_names(_ctx, _param, incomplete):
+    """--only/--skip CATEGORY|ID,...: the name after the last comma, the ones before kept."""
+    from .checks.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    done, comma, _ = incomplete.rpartition(",")
+    names = [c.id for c in catalogue.categories] + [c.id for c in catalogue.checks]
+    return _names(names, incomplete, done + comma)
+
+
+def complete_check_ids(_ctx, _param, incomplete):
+    from .checks.catalogue import load_catalogue
+
+    return [CompletionItem(c.id, help=c.title) for c in load_catalogue().checks if c.id.startswith(incomplete)]
+
+
+def complete_rbac_commands(_ctx, _param, incomplete):
+    from .rbac import command_choices
+
+    return _names(command_choices(), incomplete)
+
+
 def _name_of(item: dict) -> str:
     return (item.get("metadata") or {}).get("name", "")
 
@@ -175,6 +207,11 @@ COMPLETERS = {
     "namespace": complete_namespaces,
     "client": complete_clients,
     "container": complete_containers,
+    "route": complete_routes,
+    "only": complete_check_names,
+    "skip": complete_check_names,
+    "check_id": complete_check_ids,
+    "command_name": complete_rbac_commands,
 }
 
 

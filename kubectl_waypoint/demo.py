@@ -7,13 +7,16 @@ written to a temporary folder), so what the demo prints is what the commands pri
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import threading
 
 import click
 
-from .commands import RESULT_EXIT_CODES, connect, render_skew_output, render_verify_output, skew_result
+from .commands import (RESULT_EXIT_CODES, conclude, connect, render_skew_output, render_verify_output, skew_result,
+                       skew_sentence, verify_sentence)
 from .errors import BadInput, ExitCode
 
 DEMO_NAMESPACE = "bookinfo"  # every bundled scenario builds on the Bookinfo mesh
@@ -42,7 +45,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
     from .checks.judges import JUDGES
     from .checks.runner import run_until, worst
     from .kube.config import ClusterFlags
-    from .report import skew_report, verify_report
+    from .report import report_origin, skew_report, verify_report
     from .sim import SimCluster
 
     scenario = _scenario(scenario_name)
@@ -53,6 +56,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
         skew = skew_result(cluster, None)
         verify = run_until(catalogue, list(catalogue.checks),
                            lambda: VerifyFacts(cluster, DEMO_NAMESPACE, VerifyOptions()), JUDGES, 0)
+        origin = report_origin(cluster.target)
     result = worst([skew.result, verify.result])
     if output == "table":
         click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
@@ -64,37 +68,46 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
         from .render.structured import dump
 
         document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
-                    "result": result, "reports": [skew_report(skew), verify_report(verify, DEMO_NAMESPACE)]}
+                    "result": result, **origin,
+                    "reports": [skew_report(skew, origin), verify_report(verify, DEMO_NAMESPACE, origin)]}
         click.echo(dump(document, output), nl=False)
-    return RESULT_EXIT_CODES[result]
+    code = RESULT_EXIT_CODES[result]
+    sentence = verify_sentence(verify, DEMO_NAMESPACE) if RESULT_EXIT_CODES[verify.result] == code \
+        else skew_sentence(skew)
+    return conclude(code, f"the simulated cluster {scenario.name}: {sentence}")
 
 
 def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> int:
-    """Keep the simulated cluster up until Ctrl-C (or `stop`), for trying the other commands."""
+    """Keep the simulated cluster up until Ctrl-C, SIGTERM (or `stop`), for trying the other commands.
+
+    Either way the kubeconfig (it holds the cluster's token) and its folder are removed.
+    """
     from .sim import SimCluster
 
     scenario = _scenario(scenario_name)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     folder = tempfile.mkdtemp(prefix="kubectl-waypoint-demo-")
-    with SimCluster(scenario, tls=True) as sim:
-        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"))
-        click.echo(
-            f"Simulated cluster \"{scenario.name}\" is serving at {sim.url}\n"
-            f"Use it from another terminal:\n"
-            f"  export KUBECONFIG={kubeconfig}\n"
-            f"  kubectl waypoint skew\n"
-            f"  kubectl waypoint verify -n {DEMO_NAMESPACE}\n"
-            f"  kubectl waypoint probe -n curl deploy/curl http://productpage.bookinfo:9080/productpage --expect-status 200\n"
-            f"  kubectl get pods -A\n"
-            f"Press Ctrl-C to stop."
-        )
-        sys.stdout.flush()
-        try:
-            (stop or threading.Event()).wait()
-        except KeyboardInterrupt:
-            pass
     try:
-        os.remove(kubeconfig)
-        os.rmdir(folder)
-    except OSError:
+        with SimCluster(scenario, tls=True) as sim:
+            kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"))
+            click.echo(
+                f"Simulated cluster \"{scenario.name}\" is serving at {sim.url}\n"
+                f"Use it from another terminal:\n"
+                f"  export KUBECONFIG={kubeconfig}\n"
+                f"  kubectl waypoint skew\n"
+                f"  kubectl waypoint verify -n {DEMO_NAMESPACE}\n"
+                f"  kubectl waypoint probe -n curl deploy/curl http://productpage.bookinfo:9080/productpage "
+                f"--expect-status 200\n"
+                f"  kubectl get pods -A\n"
+                f"Press Ctrl-C to stop."
+            )
+            sys.stdout.flush()
+            while not stop.wait(0.5):  # a timed wait, so that the signal handler runs promptly
+                pass
+    except KeyboardInterrupt:
         pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return ExitCode.OK

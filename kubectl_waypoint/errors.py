@@ -41,3 +41,12 @@ class Inconclusive(WaypointError):
     """The command ran but could not decide (no usable client pod, too few samples)."""
 
     exit_code = ExitCode.INCONCLUSIVE
+
+
+def kubectl_style(message: str) -> str:
+    """One sentence as kubectl writes it: a lower-case start (acronyms and names such as HTTPRoute
+    stay), no closing full stop."""
+    first = message.split(" ", 1)[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].isalpha() and first[1:].islower():
+        message = message[0].lower() + message[1:]
+    return message[:-1] if message.endswith(".") and not message.endswith("..") else message

@@ -5,19 +5,44 @@ These shapes are the contract scripts rely on; internal records may change, thes
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from .skew import SkewResult
 
 API_VERSION = "kubectl-waypoint/v1"
 
 
-def verify_report(run, namespace: str) -> dict:
-    """VerifyReport: `checks` and `summary` per the interface, plus namespace, evidence and docs."""
+def report_origin(target=None, now: datetime | None = None) -> dict:
+    """When, against what and by which build a report was made (the contract's header fields).
+
+    `target` is the resolved kube target; None for a document about no cluster (context and
+    server are then null).
+    """
+    from .buildinfo import build_info
+
+    info = build_info()
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return {
-        "apiVersion": API_VERSION,
-        "kind": "VerifyReport",
-        "result": run.result,
+        "generatedAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "context": getattr(target, "context", None),
+        "server": getattr(target, "server", None),
+        "pluginVersion": f"{info['version']} ({info['commit']})",
+    }
+
+
+def _head(kind: str, result: str, origin: dict | None) -> dict:
+    return {"apiVersion": API_VERSION, "kind": kind, "result": result, **(origin or report_origin())}
+
+
+def verify_report(run, namespace: str, origin: dict | None = None, interrupted: bool = False) -> dict:
+    """VerifyReport: `checks` and `summary` per the interface, plus namespace, evidence and docs."""
+    from .checks.hints import hint_for
+
+    return {
+        **_head("VerifyReport", run.result, origin),
         "namespace": namespace,
         "attempts": run.attempts,
+        **({"interrupted": True} if interrupted else {}),
         "summary": run.summary(),
         "checks": [
             {
@@ -26,7 +51,7 @@ def verify_report(run, namespace: str) -> dict:
                 "subject": r.subject,
                 "status": r.status,
                 "message": r.message,
-                "hint": r.spec.hint,
+                "hint": hint_for(r, namespace),
                 "docs": r.spec.docs,
                 "evidence": list(r.evidence),
             }
@@ -35,11 +60,33 @@ def verify_report(run, namespace: str) -> dict:
     }
 
 
-def skew_report(result: SkewResult) -> dict:
+def skew_report(result: SkewResult, origin: dict | None = None, plan=None) -> dict:
+    """SkewReport; with an UpgradePlan (--target-version) also targetVersion, targetStatus and the plan."""
+    document = _skew_document(result, origin)
+    if plan is None:
+        return document
+    document["result"] = plan.result
+    document["targetVersion"] = plan.target.raw
+    for entry, (_component, judgement) in zip(document["components"], plan.components):
+        entry.update({"targetStatus": judgement.status, "targetMinorSkew": judgement.minor_skew,
+                      "targetMessage": judgement.message})
+    document["plan"] = {
+        "result": plan.result,
+        "blockers": [_finding(f) for f in plan.blockers],
+        "warnings": [_finding(f) for f in plan.warnings],
+        "checks": [_finding(f) for f in plan.findings],
+        "steps": list(plan.steps),
+    }
+    return document
+
+
+def _finding(finding) -> dict:
+    return {"level": finding.level, "subject": finding.subject, "message": finding.message}
+
+
+def _skew_document(result: SkewResult, origin: dict | None) -> dict:
     return {
-        "apiVersion": API_VERSION,
-        "kind": "SkewReport",
-        "result": result.result,
+        **_head("SkewReport", result.result, origin),
         "summary": result.summary,
         "controlPlanes": [
             {
@@ -74,14 +121,12 @@ def skew_report(result: SkewResult) -> dict:
     }
 
 
-def probe_report(outcome) -> dict:
+def probe_report(outcome, origin: dict | None = None) -> dict:
     """ProbeReport from a `probe.engine.ProbeOutcome` (the contract's fields first, then more)."""
     verdict, client = outcome.verdict, outcome.client
     latency = verdict.latency
     document = {
-        "apiVersion": API_VERSION,
-        "kind": "ProbeReport",
-        "result": verdict.result,
+        **_head("ProbeReport", verdict.result, origin),
         "reasons": list(verdict.reasons),
         "client": f"{client.namespace}/{client.pod}",
         "clientPod": {"namespace": client.namespace, "pod": client.pod, "container": client.container,

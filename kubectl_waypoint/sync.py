@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from kubectl_waypoint.envoystats import SERVER_STATES, ProxyXds
 from kubectl_waypoint.errors import BadInput
 from kubectl_waypoint.versions import IstioVersion, judge_skew, parse_version
 
@@ -58,6 +59,7 @@ class ProxySync:
     types: dict[str, str]  # short type name -> SYNCED | STALE | NOT SENT | IGNORED | ERROR
     subscribed: tuple[str, ...]  # in CORE_TYPE_ORDER, then alphabetical
     errors: tuple[str, ...]  # "<type>: <lastError>" for each type the proxy rejected
+    istiod_version: str | None = None  # istiod's own, from proxy-status JSON's controlPlane.identifier
 
 
 def short_type_name(type_url: str) -> str:
@@ -84,6 +86,7 @@ def _record(
     subscribed: Iterable[str],
     errors: Iterable[str] = (),
     namespace_hint: str = "",
+    istiod_version: str | None = None,
 ) -> ProxySync:
     # Namespaces never hold a dot but pod names may, so the namespace follows the last one.
     pod, dot, namespace = proxy.rpartition(".")
@@ -100,6 +103,7 @@ def _record(
         types={name: types[name] for name in _in_core_order(types)},
         subscribed=_in_core_order(subscribed),
         errors=tuple(errors),
+        istiod_version=istiod_version or None,
     )
 
 
@@ -138,9 +142,36 @@ _LEGACY_TYPE_FIELDS = (
 )
 
 
+class DebugEndpointOff(BadInput):
+    """istiod answers its debug paths with `404 page not found`: ENABLE_DEBUG_ON_HTTP=false."""
+
+
+# Go's http.NotFound body: pilot/pkg/xds/debug.go registers /debug/* on the monitoring port only
+# when ENABLE_DEBUG_ON_HTTP is true, and `pilot-discovery request` prints a 404's body, exit 0.
+NOT_FOUND_BODY = "404 page not found"
+
+
+def _unexpected_text(payload: str | bytes, source: str) -> BadInput | None:
+    """A clear error for the answers that are not JSON at all, before trying to decode them."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    body = text.strip()
+    if body == NOT_FOUND_BODY:
+        return DebugEndpointOff(
+            f"{source} is {NOT_FOUND_BODY!r}: istiod's debug endpoint is off (ENABLE_DEBUG_ON_HTTP=false)."
+        )
+    if body[:1] == "<":
+        return BadInput(f"{source} is an HTML page, not JSON; check that the pod runs istiod.")
+    if not body:
+        return BadInput(f"{source} is empty; check that the pod runs istiod.")
+    return None
+
+
 def parse_syncz(payload: str | bytes, istiod_pod: str) -> list[ProxySync]:
     """Proxies connected to one istiod, from the JSON its `/debug/syncz` returns."""
     source = f"The /debug/syncz answer of istiod pod {istiod_pod}"
+    unexpected = _unexpected_text(payload, source)
+    if unexpected is not None:
+        raise unexpected
     try:
         entries = json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -195,6 +226,21 @@ def _syncz_entry(entry: object, where: str, istiod_pod: str) -> ProxySync:
         subscribed=subscribed,
         errors=errors,
     )
+
+
+def parse_istiod_version(payload: str | bytes, istiod_pod: str) -> str:
+    """istiod's own version from its `/version`: `<version>-<git revision>-<build status>`
+    (version.Info.String() in pkg/version/version.go; the version itself may hold dashes)."""
+    source = f"The /version answer of istiod pod {istiod_pod}"
+    unexpected = _unexpected_text(payload, source)
+    if unexpected is not None:
+        raise unexpected
+    text = (payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload).strip()
+    parts = text.rsplit("-", 2)
+    if len(parts) != 3 or "\n" in text or parse_version(parts[0]) is None:
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise BadInput(f"{source} ({shown!r}) is not <version>-<revision>-<status>.")
+    return parts[0]
 
 
 def _reason(exc: BaseException) -> str:
@@ -407,28 +453,30 @@ def _parse_documents(documents: list[object], source: str) -> list[ProxySync]:
                 f"{where} is not istioctl proxy-status output: expected a DiscoveryResponse "
                 "with a list of resources."
             )
-        istiod = _control_plane_id(response.get("controlPlane"))
+        istiod, istiod_version = _control_plane_id(response.get("controlPlane"))
         for number, resource in enumerate(response["resources"]):
-            records.append(_client_config(resource, istiod, f"{where}, resources[{number}]"))
+            records.append(_client_config(resource, istiod, istiod_version, f"{where}, resources[{number}]"))
     return records
 
 
-def _control_plane_id(control_plane: object) -> str | None:
-    """The istiod pod from `controlPlane.identifier`, itself a JSON string; None if unreadable."""
-    if not isinstance(control_plane, Mapping):
-        return None
-    if not isinstance(control_plane.get("identifier"), str):
-        return None
+def _control_plane_id(control_plane: object) -> tuple[str | None, str | None]:
+    """istiod's pod and own version from `controlPlane.identifier`, itself a JSON string
+    (`{"Component":"istiod","ID":...,"Info":{"version":...}}`); None for what is unreadable."""
+    if not isinstance(control_plane, Mapping) or not isinstance(control_plane.get("identifier"), str):
+        return None, None
     try:
         identifier = json.loads(control_plane["identifier"])
     except (ValueError, RecursionError):
-        return None
-    if isinstance(identifier, Mapping) and isinstance(identifier.get("ID"), str):
-        return identifier["ID"]
-    return None
+        return None, None
+    if not isinstance(identifier, Mapping):
+        return None, None
+    pod = identifier.get("ID") if isinstance(identifier.get("ID"), str) else None
+    info = identifier.get("Info") if isinstance(identifier.get("Info"), Mapping) else {}
+    version = info.get("version") if isinstance(info.get("version"), str) else None
+    return pod, version
 
 
-def _client_config(resource: object, istiod: str | None, where: str) -> ProxySync:
+def _client_config(resource: object, istiod: str | None, istiod_version: str | None, where: str) -> ProxySync:
     resource = _mapping(resource, where)
     if resource.get("@type") != _CLIENT_CONFIG_TYPE:
         raise BadInput(f"{where} is not a ClientConfig (its @type is {resource.get('@type')!r}).")
@@ -462,6 +510,7 @@ def _client_config(resource: object, istiod: str | None, where: str) -> ProxySyn
         # column would also count the NOT SENT ones, as the 1.27 and 1.30 samples show.
         subscribed=[name for name, state in types.items() if state not in _ABSENT_STATES],
         namespace_hint=_text(metadata, "NAMESPACE", where),
+        istiod_version=istiod_version,
     )
 
 
@@ -494,7 +543,7 @@ def judge_waypoint_sync(
         )]
     return [
         *_judge_subscription(sync, subject),
-        _judge_version(sync, subject, control_plane_version),
+        judge_proxy_version(sync.version, pod, namespace, control_plane_version),
     ]
 
 
@@ -543,15 +592,17 @@ def _judge_subscription(sync: ProxySync, subject: str) -> list[SyncFinding]:
     return [SyncFinding("pass", f"{subject} is connected to {istiod} and {state}.", evidence)]
 
 
-def _judge_version(
-    sync: ProxySync, subject: str, control_plane: IstioVersion | None
+def judge_proxy_version(
+    version: str | None, pod: str, namespace: str, control_plane: IstioVersion | None
 ) -> SyncFinding:
-    proxy = parse_version(sync.version) if sync.version else None
+    """The proxy's own version (from istiod's record or its istio_build stat) against its control plane."""
+    subject = f"Waypoint {namespace}/{pod}"
+    proxy = parse_version(version) if version else None
     if proxy is None:
-        shown = f" ({sync.version!r})" if sync.version else ""
+        shown = f" ({version!r})" if version else ""
         return SyncFinding(
             "warn", f"{subject}: its proxy version{shown} could not be read.",
-            (f"proxy version: {sync.version or 'none reported'}",),
+            (f"proxy version: {version or 'none reported'}",),
         )
     if control_plane is None:
         return SyncFinding(
@@ -585,5 +636,46 @@ def _judge_version(
         problem = "a different major version from the control plane"
     return SyncFinding(
         "fail", f"{subject} runs {proxy.raw}, {problem} (control plane: {control_plane.raw}).",
+        evidence,
+    )
+
+
+def judge_proxy_xds(stats: ProxyXds) -> SyncFinding:
+    """A waypoint's connection and sync as its own Envoy reports them (envoystats.py says what is seen).
+
+    Only CDS and LDS are visible, as counters since the pod started: a rejection may have been
+    followed by an accepted push, so it warns; a push still in flight cannot be seen at all.
+    """
+    subject = f"Waypoint {stats.namespace}/{stats.pod}"
+    evidence = stats.evidence
+    if stats.server_state != 0:
+        state = SERVER_STATES.get(stats.server_state, f"state {stats.server_state}")
+        return SyncFinding("fail", f"{subject}: its Envoy is {state}, not LIVE, so it is not serving.", evidence)
+    if stats.xds_streams == 0:
+        return SyncFinding(
+            "fail",
+            f"{subject} has no open xDS stream (its Envoy stats show none to pilot-agent, which keeps one "
+            "only while istiod answers), so it receives no configuration; check that istiod is reachable.",
+            evidence,
+        )
+    never = [name for name, accepted in (("CDS", stats.cds_accepted), ("LDS", stats.lds_accepted)) if not accepted]
+    if never:
+        return SyncFinding(
+            "fail", f"{subject} has never accepted {' or '.join(never)} from istiod, so it cannot route traffic.",
+            evidence,
+        )
+    rejected = [f"{count} {name}" for name, count in (("CDS", stats.cds_rejected), ("LDS", stats.lds_rejected))
+                if count]
+    if rejected:
+        return SyncFinding(
+            "warn",
+            f"{subject} rejected {' and '.join(rejected)} push(es) since it started; its stats do not say "
+            "whether a later push was accepted (istioctl proxy-status does).",
+            evidence,
+        )
+    return SyncFinding(
+        "pass",
+        f"{subject} has an open xDS stream and accepted {stats.cds_accepted} CDS and {stats.lds_accepted} LDS "
+        "push(es), none rejected (its own Envoy stats; EDS, RDS and WDS are not in them).",
         evidence,
     )

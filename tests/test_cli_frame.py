@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import kubectl_binary
+from conftest import kubectl_binary, one_line_error
 
 SCRIPT_DIR = Path(sys.executable).parent
 
@@ -30,7 +30,7 @@ def test_version_text_and_json(run_cli):
 
 def test_unknown_flag_is_a_usage_error(run_cli):
     result = run_cli("skew", "--bogus", expect=2)
-    assert "No such option" in result.stderr
+    assert one_line_error(result.stderr).startswith("error: no such option")
 
 
 def test_bad_output_format_is_a_usage_error(run_cli):

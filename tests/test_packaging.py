@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -112,7 +113,17 @@ def test_version_reports_the_version_and_the_commit_it_was_built_from(built):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["version"] == TAG
-    assert info["commit"] == build.commit_stamp() != "unknown (source install)"
+    assert info["commit"] == build.commit_stamp()
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", info["commit"]), info["commit"]
+
+
+def test_a_build_outside_git_needs_the_commit_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "REPO", str(tmp_path))  # a source tree without .git
+    monkeypatch.delenv("WAYPOINT_COMMIT", raising=False)
+    with pytest.raises(SystemExit, match="WAYPOINT_COMMIT"):
+        build.commit_stamp()
+    monkeypatch.setenv("WAYPOINT_COMMIT", "0123456789ab")
+    assert build.commit_stamp() == "0123456789ab"
 
 
 def test_the_build_leaves_no_stamp_in_the_source_tree(built):

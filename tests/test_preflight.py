@@ -8,10 +8,11 @@ import pytest
 import yaml
 
 from kubectl_waypoint.errors import ClusterUnavailable, ExitCode
-from kubectl_waypoint.kube.client import Cluster
+from kubectl_waypoint.kube.client import Cluster, PermissionDenied
 from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
 from kubectl_waypoint.kube.preflight import preflight, render_cluster_role, render_role_variant
 from kubectl_waypoint.sim import SimCluster
+from kubectl_waypoint.sim.access import AccessRules, Attributes, authorizations, forbidden_reason
 
 NAMESPACE = "bookinfo"
 
@@ -57,7 +58,7 @@ def test_cluster_role_is_exactly_what_the_preflight_asks_for(cluster):
     (role,) = yaml.safe_load_all(render_cluster_role())
     assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "kubectl-waypoint"
     assert granted(role) == {(group, resource, verb) for _, group, resource, verb in asked}
-    assert ("", "pods/exec", "create") in granted(role)
+    assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= granted(role)  # a WebSocket exec needs both
     assert not any(verb in ("update", "patch", "delete", "deletecollection", "watch") for _, _, verb in granted(role))
 
 
@@ -84,22 +85,24 @@ def test_every_missing_core_permission_is_reported_at_once_with_its_rule(cluster
     message = raised.value.message
     assert raised.value.exit_code == ExitCode.CLUSTER and "\n" not in message
     assert "2 permission(s)" in message
-    assert 'list deployments.apps in every namespace (rule {apiGroups: ["apps"], resources: ["deployments"], ' \
-           'verbs: ["list"]})' in message
-    assert f'list services in namespace "{NAMESPACE}" (rule {{apiGroups: [""], resources: ["services"], ' \
-           'verbs: ["list"]})' in message
+    assert 'list deployments.apps in every namespace: grant it with the rule {apiGroups: ["apps"], ' \
+           'resources: ["deployments"], verbs: ["list"]}' in message
+    assert f'list services in namespace "{NAMESPACE}": grant it with the rule {{apiGroups: [""], ' \
+           'resources: ["services"], verbs: ["list"]}' in message
     assert "kubectl-waypoint ClusterRole" in message
 
 
 def test_missing_optional_permissions_are_warnings_naming_what_is_lost(cluster):
     sim, client, _ = cluster("bookinfo")
-    sim.deny("create", "pods/exec", "istio-system")
+    sim.deny("*", "pods/exec", "istio-system")
     sim.deny("list", "httproutes", NAMESPACE, group="gateway.networking.k8s.io")
     warnings = preflight(client, "verify", NAMESPACE)
-    assert len(warnings) == 2
+    assert len(warnings) == 2  # one for the exec, though both of its verbs are missing
     exec_warning = next(w for w in warnings if "pods/exec" in w)
-    assert 'in namespace "istio-system"' in exec_warning and "sync-status-available is inconclusive" in exec_warning
-    assert 'resources: ["pods/exec"], verbs: ["create"]' in exec_warning
+    assert exec_warning.startswith('cannot get and create pods/exec in namespace "istio-system"')
+    assert "sync-status-available is inconclusive" in exec_warning
+    assert 'grant get and create on pods/exec with the rule {apiGroups: [""], resources: ["pods/exec"], ' \
+           'verbs: ["get", "create"]}' in exec_warning
     assert any("route-split" in w for w in warnings)
 
 
@@ -121,11 +124,86 @@ def test_apis_the_cluster_does_not_serve_are_not_asked_for(cluster):
 
 def test_probe_needs_the_client_namespace_only(cluster):
     sim, client, _ = cluster("bookinfo")
-    sim.deny("create", "pods/exec", "curl")
+    sim.deny("get", "pods/exec", "curl")
     with pytest.raises(ClusterUnavailable) as raised:
         preflight(client, "probe", "curl")
-    assert 'create pods/exec in namespace "curl"' in raised.value.message
+    assert 'get pods/exec in namespace "curl": grant get and create on pods/exec' in raised.value.message
     assert preflight(client, "probe", "bookinfo") == []
+
+
+# -- exec is authorized as get, and from Kubernetes 1.35 also as create ---------------------------
+
+def test_a_role_without_create_on_exec_is_refused_from_kubernetes_1_35(cluster):
+    sim, client, _ = cluster("bookinfo")
+    sim.kubernetes_version = "v1.35.0"
+    sim.deny("create", "pods/exec", "curl")  # a role granting only get on pods/exec
+    with pytest.raises(ClusterUnavailable) as raised:
+        preflight(client, "probe", "curl")
+    message = raised.value.message
+    assert 'create pods/exec in namespace "curl": grant get and create on pods/exec' in message
+    assert "get and create pods/exec" not in message  # get is granted: only create is named
+
+
+def test_a_role_without_create_on_exec_works_before_1_35_with_a_warning(cluster):
+    sim, client, _ = cluster("bookinfo")  # Kubernetes 1.32
+    sim.deny("create", "pods/exec", "curl")
+    (warning,) = preflight(client, "probe", "curl")
+    assert warning.startswith('cannot create pods/exec in namespace "curl" (this Kubernetes 1.32 API server '
+                              "does not check it, but from 1.35 every exec needs it); grant get and create")
+
+
+@pytest.mark.parametrize("version", ["v1.32.4", "v1.35.0"])
+def test_a_role_without_get_on_exec_is_refused_on_every_version(cluster, version):
+    sim, client, _ = cluster("bookinfo")
+    sim.kubernetes_version = version
+    sim.deny("get", "pods/exec", "curl")  # a role granting only create, as the README said before 1.35
+    with pytest.raises(ClusterUnavailable) as raised:
+        preflight(client, "probe", "curl")
+    assert raised.value.message.startswith("kubectl waypoint probe lacks 1 permission(s) it needs: ")
+    assert 'get pods/exec in namespace "curl": grant get and create on pods/exec' in raised.value.message
+
+
+def test_waypoint_exec_is_asked_in_the_waypoints_namespaces(cluster):
+    sim, client, asked = cluster("bookinfo")
+    sim.deny("*", "pods/exec", "mesh-gateways")
+    (warning,) = preflight(client, "verify", NAMESPACE, waypoint_namespaces=["mesh-gateways"])
+    assert warning.startswith('cannot get and create pods/exec in namespace "mesh-gateways"')
+    assert "waypoints' own Envoy stats" in warning
+    exec_places = {ns for ns, _, resource, _ in asked if resource == "pods/exec"}
+    assert exec_places == {NAMESPACE, "istio-system", "mesh-gateways"}
+
+
+@pytest.mark.parametrize("version, denied, works", [
+    ("v1.32.4", "create", True), ("v1.32.4", "get", False),
+    ("v1.35.0", "create", False), ("v1.35.0", "get", False), ("v1.35.0", None, True)])
+def test_the_simulated_api_server_authorizes_a_websocket_exec_like_kube_apiserver(cluster, version, denied, works):
+    sim, client, _ = cluster("bookinfo")
+    sim.kubernetes_version = version
+    if denied:
+        sim.deny(denied, "pods/exec", "curl")
+    sim.set_exec_handler(lambda request, streams: 0)  # what runs does not matter here, only who may run it
+    pod = sim.store.list("pods", "curl")[0]["metadata"]["name"]
+    if works:
+        assert client.exec("curl", pod, "curl", ["echo", "hi"]).returncode == 0
+    else:
+        with pytest.raises(PermissionDenied):
+            client.exec("curl", pod, "curl", ["echo", "hi"])
+        (refused,) = [r for r in sim.requests if r.resource == "pods/exec"]
+        assert refused.status == 403
+
+
+def test_the_forbidden_answer_names_the_verb_that_was_refused():
+    get = Attributes("get", "", "pods", "exec", "curl", "curl-1")
+    assert authorizations(get, "v1.34.2", websocket=True) == [get]
+    assert authorizations(get, "v1.35.0", websocket=True) == [get, Attributes("create", "", "pods", "exec", "curl", "curl-1")]
+    assert authorizations(get, "v1.36.1", websocket=False) == [get]  # not an upgrade: the verb is the method's
+    logs = Attributes("get", "", "pods", "log", "curl", "curl-1")
+    assert authorizations(logs, "v1.35.0", websocket=True) == [logs]
+    rules = AccessRules()
+    rules.deny("create", "pods/exec", "curl")
+    denied = rules.first_denied(authorizations(get, "v1.35.0", websocket=True))
+    assert forbidden_reason("u", denied) == 'User "u" cannot create resource "pods/exec" in API group "" in the namespace "curl"'
+    assert rules.first_denied(authorizations(get, "v1.34.0", websocket=True)) is None
 
 
 def test_forbidden_access_reviews_do_not_stop_the_command(cluster):

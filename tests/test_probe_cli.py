@@ -229,7 +229,7 @@ def test_shell_metacharacters_reach_the_mesh_literally_and_run_nothing(run_cli, 
 # ---------------------------------------------------------------- bad input: exit 2, one sentence
 
 @pytest.mark.parametrize("args, words", [
-    (["--expect-split", "reviews-v1=eighty"], "Weight 'eighty' of backend reviews-v1"),
+    (["--expect-split", "reviews-v1=eighty"], "weight 'eighty' of backend reviews-v1"),
     (["--expect-split", "reviews-v1=80,,x"], "is malformed"),
     (["--header", "NoColonHere"], "is not a single 'Name: value' line"),
     (["--method", "GE T"], "is not a valid HTTP method"),
@@ -269,9 +269,9 @@ def not_ready_curl() -> Scenario:
 
 
 @pytest.mark.parametrize("scenario, namespace, client, extra, words", [
-    ("bookinfo", "curl", "pod/curl-nope", [], 'Client pod "curl-nope" was not found in namespace "curl"'),
-    ("bookinfo", "curl", "deploy/nope", [], 'Client deployment "nope" was not found'),
-    ("not-ready", "curl", "deploy/curl", [], 'Deployment "curl/curl" has no Running and Ready pod'),
+    ("bookinfo", "curl", "pod/curl-nope", [], 'client pod "curl-nope" was not found in namespace "curl"'),
+    ("bookinfo", "curl", "deploy/nope", [], 'client deployment "nope" was not found'),
+    ("not-ready", "curl", "deploy/curl", [], 'deployment "curl/curl" has no Running and Ready pod'),
     ("bookinfo", "curl", "deploy/curl", ["-c", "sidecar"], 'has no container "sidecar"; pick one of curl with -c'),
     ("bookinfo", "istio-system", "deploy/istiod", [],
      "has no curl; pick another with -c or another CLIENT"),

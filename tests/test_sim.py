@@ -25,7 +25,8 @@ from kubectl_waypoint.sim import (ExecutableNotFound, Scenario, SimCluster, gene
 EXPECTED_SCENARIOS = {"bookinfo", "waypoint-not-rolled", "waypoint-too-old", "ztunnel-ahead", "cni-too-old",
                       "mixed-rollout", "digest-only", "revisions", "sail", "no-gateway-api",
                       "split-ignored", "authz-not-enforced", "l4-deny", "rollout-outage",
-                      "waypoint-disconnected", "waypoint-no-subscriptions", "waypoint-stale", "legacy-syncz"}
+                      "waypoint-disconnected", "waypoint-no-subscriptions", "waypoint-stale", "legacy-syncz",
+                      "hostile", "debug-endpoint-off", "debug-endpoint-off-disconnected"}
 HUB = "registry.alauda.cn:60080/asm"
 
 
@@ -280,7 +281,8 @@ def test_kubectl_exec_runs_through_exec_rules(sim, kubeconfig, tmp_path):
 
 
 def test_kubectl_sees_a_denied_exec_as_forbidden(sim, kubeconfig, tmp_path):
-    sim.deny("create", "pods/exec", namespace="curl")
+    # Both verbs: kubectl tries a WebSocket exec (get) and falls back to SPDY (create), which it reports.
+    sim.deny("*", "pods/exec", namespace="curl")
     result = kubectl(kubeconfig, tmp_path, "exec", "-n", "curl", "deploy/curl", "--", "echo", "hi")
     assert result.returncode == 1
     pod = sim.store.list("pods", "curl")[0]["metadata"]["name"]

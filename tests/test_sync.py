@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubectl_waypoint import envoystats
+from kubectl_waypoint.envoystats import read_proxy_xds
 from kubectl_waypoint.errors import BadInput
+from kubectl_waypoint.kube.client import Cluster
+from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
+from kubectl_waypoint.sim import SimCluster
+from kubectl_waypoint.sim.envoystats import envoy_stats_lines
+from kubectl_waypoint.sim.scenario import Scenario
 from kubectl_waypoint.sync import (
+    DebugEndpointOff,
     ProxySync,
+    judge_proxy_xds,
     judge_waypoint_sync,
+    parse_istiod_version,
     parse_proxy_status,
     parse_syncz,
     short_type_name,
@@ -287,7 +298,9 @@ def test_unreadable_proxy_status_names_the_file_and_line(text, expected):
 
 
 @pytest.mark.parametrize("payload, expected", [
-    ("", "is not JSON"),
+    ("", "is empty"),
+    ("404 page not found\n", "is '404 page not found': istiod's debug endpoint is off (ENABLE_DEBUG_ON_HTTP=false)"),
+    ("<!DOCTYPE html><html><body>Bad Gateway</body></html>", "is an HTML page, not JSON"),
     (b"\xff\xfe\x00garbage", "is not JSON"),
     ('[{"proxy": "a.b"', "is not JSON"),
     ("error: pilot-discovery: connection refused", "is not JSON"),
@@ -462,3 +475,266 @@ def test_unreadable_versions_warn(version, control_plane, wording):
     verdicts, _ = judge(recent_waypoint(version=version), control_plane)
     assert verdicts[1][0] == "warn"
     assert wording in verdicts[1][1]
+
+
+# --- istiod's debug endpoint off: 404 detected, the waypoints' own Envoy stats instead ----------
+
+BOOTSTRAP = Path(__file__).parent / "fixtures" / "istio-bootstrap"
+# How Envoy names each stat the fallback reads, before tag extraction (Prometheus: envoy_ + dots to _).
+ENVOY_NAMES = {
+    envoystats.CDS_SUCCESS: "cluster_manager.cds.update_success",
+    envoystats.CDS_REJECTED: "cluster_manager.cds.update_rejected",
+    envoystats.LDS_SUCCESS: "listener_manager.lds.update_success",
+    envoystats.LDS_REJECTED: "listener_manager.lds.update_rejected",
+    envoystats.SERVER_STATE: "server.state",
+    envoystats.XDS_STREAMS: "cluster.xds-grpc.upstream_rq_active",  # tag cluster_name=xds-grpc extracted
+    envoystats.BUILD: "component.proxy.tag.1.28.6;.istio_build",  # tags component and tag extracted
+}
+
+
+def istio_inclusion_prefixes(waypoint: bool = True) -> set[str]:
+    """The literal prefixes of Istio's bootstrap inclusion list plus the ones config.go always adds."""
+    template = (BOOTSTRAP / "envoy_bootstrap.stats_matcher.excerpt").read_text()
+    if not waypoint:
+        template = re.sub(r"\{\{- if \.metadata_discovery \}\}.*?\{\{- end \}\}", "", template, flags=re.S)
+    literal = {p for p in re.findall(r'"prefix": "([^"]+)"', template) if "{{" not in p}
+    required = re.search(r'requiredEnvoyStatsMatcherInclusionPrefixes = "([^"]+)"',
+                         (BOOTSTRAP / "bootstrap_config.go.excerpt").read_text())[1]
+    return literal | set(required.split(","))
+
+
+def emitted(envoy_name: str) -> bool:
+    return any(envoy_name.startswith(prefix) for prefix in istio_inclusion_prefixes())
+
+
+def test_every_stat_the_fallback_reads_survives_istios_inclusion_list():
+    assert "cluster.xds-grpc" in istio_inclusion_prefixes() and "reporter=" in istio_inclusion_prefixes()
+    assert all(emitted(name) for name in ENVOY_NAMES.values())
+    assert not emitted("control_plane.connected_state")  # Envoy's own connection gauge is filtered out
+    assert not emitted("cluster.outbound|9080||reviews.bookinfo.svc.cluster.local.update_success")  # no EDS
+    for prometheus, envoy in ENVOY_NAMES.items():
+        if prometheus.startswith("envoy_") and "xds-grpc" not in envoy:
+            assert prometheus == "envoy_" + envoy.replace(".", "_")
+    # pilot-agent's readiness check reads the same counters and state.
+    agent = (BOOTSTRAP / "pilot_agent_stats.go.excerpt").read_text()
+    for name in (envoystats.CDS_SUCCESS, envoystats.CDS_REJECTED, envoystats.LDS_SUCCESS,
+                 envoystats.LDS_REJECTED, envoystats.SERVER_STATE):
+        assert f'"{ENVOY_NAMES[name]}"' in agent
+
+
+def sim_stats(**override) -> str:
+    return "\n".join(envoy_stats_lines("waypoint-7b6bcffd55-lj54j", override, "1.28.6-asm-r3")) + "\n"
+
+
+def test_the_simulated_waypoint_prints_only_stats_a_real_one_emits():
+    samples = envoystats.parse_prometheus(sim_stats(), "sim")
+    for sample in samples:
+        labels = dict(sample.labels)
+        if sample.name.startswith("envoy_cluster_") and not sample.name.startswith("envoy_cluster_manager_"):
+            assert labels == {"cluster_name": "xds-grpc"}, sample  # no other cluster's stats survive
+        else:
+            assert sample.name.startswith(("envoy_cluster_manager_", "envoy_listener_manager_", "envoy_server_",
+                                           "istio_build")), sample
+    text = sim_stats()
+    assert "envoy_server_state{} 0" in text and "# TYPE envoy_server_state gauge" in text  # Envoy's layout
+
+
+@pytest.mark.parametrize("override, status, wording", [
+    ({}, "pass", "has an open xDS stream and accepted"),
+    ({"disconnected": True}, "fail", "has no open xDS stream"),
+    ({"subscribed": []}, "fail", "has never accepted CDS or LDS"),
+    ({"subscribed": ["CDS", "EDS"]}, "fail", "has never accepted LDS"),
+    ({"lastError": "Proto constraint validation failed"}, "warn", "rejected 1 LDS push(es) since it started"),
+    ({"stale": ["CDS"]}, "pass", "EDS, RDS and WDS are not in them"),  # a push in flight is invisible: said so
+])
+def test_the_waypoints_own_stats_judge_its_sync_state(override, status, wording):
+    finding = judge_proxy_xds(read_proxy_xds(sim_stats(**override), "waypoint-7b6bcffd55-lj54j", "bookinfo"))
+    assert (finding.status, wording in finding.message) == (status, True), finding.message
+    assert "Waypoint bookinfo/waypoint-7b6bcffd55-lj54j" in finding.message
+    assert any(line.startswith("open xDS streams") for line in finding.evidence)
+
+
+def test_an_envoy_that_is_not_live_fails_whatever_its_counters():
+    text = sim_stats().replace("envoy_server_state{} 0", "envoy_server_state{} 3")
+    finding = judge_proxy_xds(read_proxy_xds(text, "w", "bookinfo"))
+    assert finding.status == "fail" and "INITIALIZING, not LIVE" in finding.message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("404 page not found\n", "answered '404 page not found' instead of Prometheus metrics"),
+    ("<html><body>upstream connect error</body></html>", "answered an HTML page instead of Prometheus metrics"),
+    ("", "holds no metrics"),
+    ("# TYPE envoy_server_state gauge\n", "holds no metrics"),
+    ("cluster_manager.cds.update_success: 3\n", "line 1 ('cluster_manager.cds.update_success: 3') is not a Prometheus sample"),
+    ('envoy_server_state{cluster_name=xds} 0\n', "line 1"),
+    ("envoy_server_state{} zero\n", "is not a Prometheus sample"),
+    (sim_stats().replace("envoy_server_state{} 0\n", ""), "lack envoy_server_state, which every Istio proxy reports"),
+    (sim_stats().replace('envoy_cluster_upstream_rq_active{cluster_name="xds-grpc"} 1\n', ""),
+     'lack envoy_cluster_upstream_rq_active{cluster_name="xds-grpc"}'),
+    (sim_stats().replace("envoy_cluster_manager_cds_update_success{} ", "envoy_cluster_manager_cds_update_success{} NaN #"),
+     "is not a Prometheus sample"),
+    (sim_stats().replace("envoy_listener_manager_lds_update_rejected{} 0", "envoy_listener_manager_lds_update_rejected{} NaN"),
+     "envoy_listener_manager_lds_update_rejected is nan, not a count"),
+    (sim_stats().replace("envoy_listener_manager_lds_update_rejected{} 0", "envoy_listener_manager_lds_update_rejected{} -1"),
+     "is -1.0, not a count"),
+])
+def test_unreadable_stats_name_the_pod_and_the_reason(text, expected):
+    with pytest.raises(BadInput) as raised:
+        read_proxy_xds(text, "waypoint-1", "bookinfo")
+    assert "waypoint pod bookinfo/waypoint-1" in raised.value.message
+    assert expected in raised.value.message and "\n" not in raised.value.message
+
+
+def test_label_values_may_hold_escaped_quotes_commas_and_braces():
+    (sample,) = envoystats.parse_prometheus('istio_build{component="pro\\"xy",tag="a,b}"} 1 1700000000000\n', "t")
+    assert dict(sample.labels) == {"component": 'pro"xy', "tag": "a,b}"} and sample.value == 1
+
+
+@FUZZ
+@given(st.text())
+def test_arbitrary_stats_text_gives_a_reading_or_bad_input(text):
+    try:
+        stats = read_proxy_xds(text, "w", "ns")
+    except BadInput as error:
+        assert error.message and "\n" not in error.message
+    else:
+        assert judge_proxy_xds(stats).status in ("pass", "warn", "fail")
+
+
+@pytest.mark.parametrize("payload, version", [
+    ("1.28.6-asm-r3-6f0e1b6c2a77e4f1d3f1e6c1e5f0a1b2c3d4e5f6-Clean", "1.28.6-asm-r3"),
+    (b"1.28.0-unknown-unknown", "1.28.0"),
+    ("1.29.0-beta.1-0123456789abcdef0123456789abcdef01234567-Modified\n", "1.29.0-beta.1"),
+])
+def test_istiods_own_version_from_its_version_endpoint(payload, version):
+    assert parse_istiod_version(payload, "istiod-1") == version
+
+
+@pytest.mark.parametrize("payload, error, expected", [
+    ("404 page not found\n", DebugEndpointOff, "debug endpoint is off"),
+    ("<html></html>", BadInput, "is an HTML page"),
+    ("", BadInput, "is empty"),
+    ("Clean", BadInput, "is not <version>-<revision>-<status>"),
+    ("unknown-unknown-unknown", BadInput, "is not <version>-<revision>-<status>"),
+])
+def test_an_unreadable_version_answer_says_why(payload, error, expected):
+    with pytest.raises(error) as raised:
+        parse_istiod_version(payload, "istiod-1")
+    assert "istiod pod istiod-1" in raised.value.message and expected in raised.value.message
+
+
+def test_proxy_status_json_and_yaml_carry_istiods_own_version():
+    for name in ("1.30-dev-multiXdsStatusSinglePilot.json", "1.30-dev-multiXdsStatusSingleNamespace.yaml"):
+        (record,) = parse_proxy_status(read(name), name)
+        assert (record.istiod, record.istiod_version) == ("istiod1", "1.1")
+    assert parse_proxy_status(GOOD_TABLE, "t")[0].istiod_version is None  # tables do not carry it
+
+
+# --- the same, end to end against the simulated cluster ------------------------------------------
+
+VERIFY_SYNC = ("--only", "proxy-status", "-o", "json")
+
+
+@pytest.fixture
+def verify(tmp_path, run_cli):
+    """Run `verify -n bookinfo --only proxy-status` against a scenario (name or Scenario); (sim, doc by check id)."""
+    started: list[SimCluster] = []
+
+    def run(scenario, expect: int, prepare=lambda sim: None):
+        sim = SimCluster(scenario).start()
+        started.append(sim)
+        prepare(sim)
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / f"kubeconfig-{len(started)}"), namespace="bookinfo")
+        doc = run_cli("verify", "--kubeconfig", kubeconfig, *VERIFY_SYNC, expect=expect).json
+        by_id: dict[str, list[dict]] = {}
+        for check in doc["checks"]:
+            by_id.setdefault(check["id"], []).append(check)
+        return sim, by_id
+
+    yield run
+    for sim in started:
+        assert sim.writes() == []
+        sim.stop()
+
+
+def test_the_simulated_istiod_answers_404_with_exit_0_like_the_real_command(tmp_path):
+    with SimCluster("debug-endpoint-off") as sim:
+        client = Cluster(resolve_target(ClusterFlags(kubeconfig=sim.write_kubeconfig(str(tmp_path / "k")))))
+        (istiod,) = [p["metadata"]["name"] for p in sim.store.list("pods", "istio-system")
+                     if p["metadata"]["name"].startswith("istiod-")]
+        syncz = client.exec("istio-system", istiod, "discovery", ["pilot-discovery", "request", "GET", "/debug/syncz"])
+        assert (syncz.returncode, syncz.stdout) == (0, b"404 page not found\n")
+        version = client.exec("istio-system", istiod, "discovery", ["pilot-discovery", "request", "GET", "/version"])
+        assert version.returncode == 0 and parse_istiod_version(version.stdout, istiod) == "1.28.6-asm-r3"
+
+
+def test_debug_endpoint_off_is_recognised_and_the_waypoints_own_stats_decide(verify):
+    sim, checks = verify("debug-endpoint-off", expect=0)
+    (available,) = checks["sync-status-available"]
+    assert available["status"] == "warn"
+    assert "ENABLE_DEBUG_ON_HTTP=false" in available["message"] and "404 page not found" in available["message"]
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "pass" and "its own Envoy stats" in sync["message"]
+    assert any(e.startswith("source: pilot-agent request GET stats/prometheus in bookinfo/waypoint-")
+               for e in sync["evidence"])
+    (version,) = checks["waypoint-proxy-version"]
+    assert version["status"] == "pass"
+    assert any("reports 1.28.6-asm-r3 (/version)" in e for e in version["evidence"])
+    stats_execs = [r for r in sim.requests if r.exec_argv == ["pilot-agent", "request", "GET", "stats/prometheus"]]
+    assert len(stats_execs) == 1 and stats_execs[0].exec_exit_code == 0  # read once for both checks
+
+
+def test_debug_endpoint_off_and_a_disconnected_waypoint_fails(verify):
+    _, checks = verify("debug-endpoint-off-disconnected", expect=1)
+    assert checks["sync-status-available"][0]["status"] == "warn"
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "fail" and "has no open xDS stream" in sync["message"]
+    assert "open xDS streams (cluster xds-grpc): 0" in sync["evidence"]
+
+
+def test_debug_endpoint_off_and_a_rejected_push_warns(verify):
+    scenario = Scenario.from_yaml("name: t\ndescription: t\nbase: debug-endpoint-off\nsyncz:\n  proxies:\n"
+                                  "    - {pod: 'waypoint-*', lastError: 'Proto constraint validation failed'}\n")
+    _, checks = verify(scenario, expect=0)
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "warn" and "rejected 1 LDS push(es)" in sync["message"]
+
+
+def test_stats_that_cannot_be_read_leave_the_waypoint_inconclusive_never_passed(verify):
+    _, checks = verify("debug-endpoint-off", expect=4, prepare=lambda sim: sim.deny("get", "pods/exec", "bookinfo"))
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "inconclusive"
+    assert "istiod's sync status does not cover every istiod" in sync["message"]
+    assert 'cannot exec into waypoint pod bookinfo/waypoint-' in sync["message"]
+    assert 'grant get and create on pods/exec' in sync["message"]
+    assert checks["waypoint-proxy-version"][0]["status"] == "inconclusive"
+
+
+@pytest.mark.parametrize("answer, reason", [
+    (b"<html><body>502 Bad Gateway</body></html>", "answered an HTML page"),
+    (b"404 page not found\n", "answered '404 page not found'"),
+    (b"envoy_server_state{} 0\n", "lack envoy_cluster_manager_cds_update_success"),
+])
+def test_a_bad_stats_answer_leaves_the_waypoint_inconclusive_with_the_reason(verify, answer, reason):
+    def prepare(sim):
+        def handler(request, streams):
+            if request.argv[:2] == ["pilot-agent", "request"]:
+                streams.write_stdout(answer)
+                return 0
+            return sim.default_exec_handler(request, streams)
+        sim.set_exec_handler(handler)
+
+    _, checks = verify("debug-endpoint-off", expect=4, prepare=prepare)
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "inconclusive" and reason in sync["message"]
+
+
+def test_istiods_reported_version_is_judged_and_a_tag_mismatch_is_evidence(verify):
+    # The image says 1.28.6 but istiod itself reports 1.27.3: the 1.28 waypoint is ahead of it.
+    scenario = Scenario.from_yaml("name: t\ndescription: t\nbase: bookinfo\nsyncz:\n  istiodVersion: 1.27.3-asm-r2\n")
+    _, checks = verify(scenario, expect=1)
+    (version,) = checks["waypoint-proxy-version"]
+    assert version["status"] == "fail" and "ahead of the control plane" in version["message"]
+    assert any("image tag 1.28.6-asm-r3" in e for e in version["evidence"])
+    assert any(e.startswith("mismatch: the image tag says 1.28.6-asm-r3 but istiod reports 1.27.3-asm-r2")
+               for e in version["evidence"])

@@ -24,6 +24,8 @@ from kubectl_waypoint.report import verify_report
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
+ORIGIN = {"generatedAt": "2026-01-02T03:04:05Z", "context": "test", "server": "https://192.0.2.1:6443",
+          "pluginVersion": "v0.0.0 (test)"}
 UTF8 = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
 
 
@@ -168,7 +170,7 @@ def sample_run() -> VerifyRun:
 @pytest.mark.parametrize("name, render", [
     ("verify_table.txt", lambda run: render_verify(run, TWO, "ns", Style(False), stream=UTF8)),
     ("verify_short.txt", lambda run: render_verify(run, TWO, "ns", Style(False), short=True, stream=UTF8)),
-    ("verify_report.json", lambda run: __import__("json").dumps(verify_report(run, "ns"), indent=2) + "\n"),
+    ("verify_report.json", lambda run: __import__("json").dumps(verify_report(run, "ns", ORIGIN), indent=2) + "\n"),
 ])
 def test_golden_output(name, render):
     """WAYPOINT_REFRESH_GOLDEN=1 rewrites the files; review the diff."""

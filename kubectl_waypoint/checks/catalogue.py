@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 
 from ..errors import BadInput
+from .hints import explain_command
 
 STATUSES = ("pass", "warn", "fail", "skip", "inconclusive")
-DOCS_PAGE = "docs/checks.md"
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class CheckSpec:
 
     @property
     def docs(self) -> str:
-        return f"{DOCS_PAGE}#{self.id}"
+        return explain_command(self.id)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Catalogue:
                 raise BadInput(
                     f'unknown check or category "{name}" in --only/--skip; choose from: '
                     + ", ".join(c.id for c in self.categories)
-                    + " (or a check id from kubectl waypoint verify -o json)"
+                    + " (or a check id: kubectl waypoint checks lists them)"
                 )
         return [
             c for c in self.checks

@@ -14,7 +14,8 @@ from ..discovery import WAYPOINT, WAYPOINT_CLASS, MeshInventory, fetch_inventory
 from ..errors import WaypointError
 from ..kube import resources as r
 from ..kube.client import Cluster, NotFound, PermissionDenied
-from ..sync import ProxySync, parse_proxy_status, parse_syncz
+from ..envoystats import ProxyXds, read_proxy_xds
+from ..sync import DebugEndpointOff, ProxySync, parse_istiod_version, parse_proxy_status, parse_syncz
 from .probe_config import ProbeConfig
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
 SYNCZ_COMMAND = ["pilot-discovery", "request", "GET", "/debug/syncz"]
+VERSION_COMMAND = ["pilot-discovery", "request", "GET", "/version"]
+STATS_COMMAND = ["pilot-agent", "request", "GET", "stats/prometheus"]  # Envoy's admin /stats/prometheus
+ISTIOD_CONTAINER, PROXY_CONTAINER = "discovery", "istio-proxy"
 
 
 @dataclass
@@ -52,6 +56,23 @@ class SyncSnapshot:
     source: str
     problems: list[str]
     read_from: list[str]
+    debug_off: list[str] = field(default_factory=list)  # istiod pods answering 404 (ENABLE_DEBUG_ON_HTTP=false)
+
+    @property
+    def complete(self) -> bool:
+        """Every istiod answered, so a proxy missing from the records is connected to none."""
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class IstiodVersion:
+    """An istiod pod's version as it reports it (/version), beside the one its image tag claims."""
+
+    pod: str
+    namespace: str
+    reported: str | None
+    image: str | None
+    problem: str | None  # why /version could not be read
 
 
 def waypoint_of(labels: dict, default_namespace: str) -> tuple[str, str] | None:
@@ -162,6 +183,25 @@ class VerifyFacts:
         namespaces = [self.namespace] + sorted(principal_namespaces(self.authorization_policies) - {self.namespace})
         return [pod for ns in namespaces for pod in find_client_pods(self.cluster, namespace=ns)]
 
+    def _exec(self, what: str, namespace: str, pod: str, container: str, command: list[str]) -> bytes:
+        """stdout of a command in a pod; WaypointError with one sentence naming the pod otherwise."""
+        subject = f"{what} {namespace}/{pod}"
+        try:
+            result = self.cluster.exec(namespace, pod, container, command, timeout=60)
+        except PermissionDenied:
+            raise WaypointError(
+                f"cannot exec into {subject}: a WebSocket exec needs get (and from Kubernetes 1.35 also create) on "
+                f'pods/exec in namespace "{namespace}"; grant get and create on pods/exec') from None
+        except WaypointError as exc:
+            raise WaypointError(f"{subject}: {exc.message}") from None
+        if result.returncode != 0:
+            raise WaypointError(f"{subject}: {' '.join(command[:2])} exited {result.returncode}: "
+                                f"{result.stderr.decode('utf-8', 'replace').strip()[:200]}")
+        return result.stdout
+
+    def _running_istiods(self):
+        return [pod for plane in self.inventory.control_planes for pod in plane.pods if pod.phase == "Running"]
+
     @functools.cached_property
     def curl(self):
         """Which client containers run curl, asked once per container for the whole run."""
@@ -176,28 +216,56 @@ class VerifyFacts:
             source = self.options.proxy_status_file or "<proxy-status>"
             records = parse_proxy_status(self.options.proxy_status_text, source)
             return SyncSnapshot({s.proxy: s for s in records}, f"file {source}", [], [source])
-        records: dict[str, ProxySync] = {}
-        problems, read_from = [], []
-        for plane in self.inventory.control_planes:
-            for pod in plane.pods:
-                if pod.phase != "Running":
-                    continue
-                try:
-                    result = self.cluster.exec(pod.namespace, pod.name, "discovery", SYNCZ_COMMAND, timeout=60)
-                except PermissionDenied as exc:
-                    problems.append(exc.message)
-                    continue
-                except WaypointError as exc:
-                    problems.append(f"istiod pod {pod.namespace}/{pod.name}: {exc.message}")
-                    continue
-                if result.returncode != 0:
-                    problems.append(f"istiod pod {pod.namespace}/{pod.name}: pilot-discovery request exited "
-                                    f"{result.returncode}: {result.stderr.decode('utf-8', 'replace').strip()[:200]}")
-                    continue
-                try:
-                    for record in parse_syncz(result.stdout, pod.name):
-                        records.setdefault(record.proxy, record)
-                    read_from.append(f"{pod.namespace}/{pod.name}")
-                except WaypointError as exc:
-                    problems.append(exc.message)
-        return SyncSnapshot(records, "istiod /debug/syncz", problems, read_from)
+        snapshot = SyncSnapshot({}, "istiod /debug/syncz", [], [])
+        for pod in self._running_istiods():
+            try:
+                answer = self._exec("istiod pod", pod.namespace, pod.name, ISTIOD_CONTAINER, SYNCZ_COMMAND)
+                for record in parse_syncz(answer, pod.name):
+                    snapshot.records.setdefault(record.proxy, record)
+            except DebugEndpointOff as exc:
+                snapshot.debug_off.append(f"{pod.namespace}/{pod.name}")
+                snapshot.problems.append(exc.message)
+            except WaypointError as exc:
+                snapshot.problems.append(exc.message)
+            else:
+                snapshot.read_from.append(f"{pod.namespace}/{pod.name}")
+        return snapshot
+
+    @functools.cached_property
+    def istiod_versions(self) -> dict[str, IstiodVersion]:
+        """Each running istiod pod's own version (by pod name): from its /version, or with
+        --proxy-status-file from the identifier in the file (no exec, as the user asked)."""
+        versions = {}
+        for pod in self._running_istiods():
+            reported, problem = None, None
+            if self.options.proxy_status_text is not None:
+                reported = next((r.istiod_version for r in self.sync.records.values()
+                                 if r.istiod == pod.name and r.istiod_version), None)
+                problem = None if reported else "its version is not in the proxy-status file (-o json carries it)"
+                versions[pod.name] = IstiodVersion(pod.name, pod.namespace, reported, pod.image, problem)
+                continue
+            try:
+                answer = self._exec("istiod pod", pod.namespace, pod.name, ISTIOD_CONTAINER, VERSION_COMMAND)
+                reported = parse_istiod_version(answer, pod.name)
+            except WaypointError as exc:
+                problem = exc.message
+            versions[pod.name] = IstiodVersion(pod.name, pod.namespace, reported, pod.image, problem)
+        return versions
+
+    @functools.cached_property
+    def _proxy_xds(self) -> dict[tuple[str, str], ProxyXds | WaypointError]:
+        return {}
+
+    def proxy_xds(self, pod) -> ProxyXds:
+        """A waypoint pod's xDS state from its own Envoy stats (read once); WaypointError if unreadable."""
+        key = (pod.namespace, pod.name)
+        if key not in self._proxy_xds:
+            try:
+                answer = self._exec("waypoint pod", pod.namespace, pod.name, PROXY_CONTAINER, STATS_COMMAND)
+                self._proxy_xds[key] = read_proxy_xds(answer.decode("utf-8", "replace"), pod.name, pod.namespace)
+            except WaypointError as exc:
+                self._proxy_xds[key] = exc
+        found = self._proxy_xds[key]
+        if isinstance(found, WaypointError):
+            raise found
+        return found

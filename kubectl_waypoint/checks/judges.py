@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import WaypointError
 from ..skew import judge_component, resolve_control_plane
-from ..sync import judge_waypoint_sync
+from ..sync import judge_proxy_version, judge_proxy_xds, judge_waypoint_sync
+from ..versions import parse_version
 from .runner import Outcome, worst
 from . import traffic
 
@@ -168,6 +170,10 @@ def waypoint_restarts(facts) -> list[Outcome]:
 
 def sync_status_available(facts) -> list[Outcome]:
     sync = facts.sync
+    if sync.debug_off and not sync.read_from:
+        return [Outcome("warn", "istiod", f"istiod's debug endpoint is off (ENABLE_DEBUG_ON_HTTP=false): /debug/syncz "
+                        f"answers '404 page not found' in {', '.join(sync.debug_off)}, so each waypoint's sync is "
+                        "judged from its own Envoy stats instead", tuple(sync.problems))]
     if sync.problems and not sync.read_from:
         return [Outcome("inconclusive", "istiod", "istiod's sync status could not be read: " + sync.problems[0],
                         tuple(sync.problems[1:]))]
@@ -184,16 +190,55 @@ def _waypoint_pods_with_sync(facts):
             yield ref, pod, facts.sync.records.get(f"{pod.name}.{pod.namespace}")
 
 
+def _stats_source(pod) -> str:
+    return f"source: pilot-agent request GET stats/prometheus in {pod.namespace}/{pod.name}"
+
+
+def _unread_by_istiod(facts) -> str:
+    """Why istiod's records may lack a proxy that is connected after all."""
+    return f"istiod's sync status does not cover every istiod ({facts.sync.problems[0]})"
+
+
 def waypoint_sync(facts) -> list[Outcome]:
     outcomes = []
     for ref, pod, record in _waypoint_pods_with_sync(facts):
+        subject = f"{pod.namespace}/{pod.name}"
+        if record is None and not facts.sync.complete:  # not in the answers read: ask the proxy itself
+            try:
+                finding = judge_proxy_xds(facts.proxy_xds(pod))
+            except WaypointError as exc:
+                outcomes.append(Outcome("inconclusive", subject, f"{_unread_by_istiod(facts)} and the waypoint's own "
+                                        f"Envoy stats could not be read: {exc.message}", tuple(facts.sync.problems)))
+                continue
+            outcomes.append(Outcome(finding.status, subject, finding.message, finding.evidence + (_stats_source(pod),)))
+            continue
         findings = judge_waypoint_sync(record, pod.name, pod.namespace, None)
         findings = findings if record is None else findings[:-1]  # the last finding is the version
         status = worst(f.status for f in findings)
         evidence = tuple(e for f in findings for e in f.evidence)
-        outcomes.append(Outcome(status, f"{pod.namespace}/{pod.name}",
-                                " ".join(f.message for f in findings if f.status == status), evidence))
+        outcomes.append(Outcome(status, subject, " ".join(f.message for f in findings if f.status == status), evidence))
     return outcomes
+
+
+def _control_plane_version(facts, plane):
+    """The version istiod reports (/version) when its pods agree, else its image tag; evidence of both."""
+    if plane is None:
+        return None, ("its control plane could not be resolved",)
+    image = plane.version
+    evidence = [f"control plane {plane.namespace}/{plane.revision}: image tag {image.raw if image else 'unknown'}"]
+    reports = [facts.istiod_versions[p.name] for p in plane.pods if p.name in facts.istiod_versions]
+    evidence += [f"istiod {r.namespace}/{r.pod} reports {r.reported} (/version)" if r.reported
+                 else f"istiod {r.namespace}/{r.pod}: {r.problem}" for r in reports]
+    reported = {r.reported for r in reports if r.reported}
+    if len(reported) != 1:
+        evidence.append("judged against the image tag" + (": istiod pods report different versions"
+                                                          if reported else ""))
+        return image, tuple(evidence)
+    version = parse_version(reported.pop())
+    if image and version and (image.major, image.minor, image.patch) != (version.major, version.minor, version.patch):
+        evidence.append(f"mismatch: the image tag says {image.raw} but istiod reports {version.raw}; judged against "
+                        "what istiod reports")
+    return version or image, tuple(evidence)
 
 
 def waypoint_proxy_version(facts) -> list[Outcome]:
@@ -201,14 +246,22 @@ def waypoint_proxy_version(facts) -> list[Outcome]:
     planes, tags = facts.inventory.control_planes, facts.inventory.tags
     for ref, pod, record in _waypoint_pods_with_sync(facts):
         subject = f"{pod.namespace}/{pod.name}"
-        if record is None:
+        if record is not None:
+            version, source = record.version, "proxy version as istiod reports it"
+        elif facts.sync.complete:
             outcomes.append(Outcome("skip", subject, "not connected to istiod, so no proxy version was reported"))
             continue
+        else:
+            try:
+                version, source = facts.proxy_xds(pod).version, _stats_source(pod) + " (istio_build)"
+            except WaypointError as exc:
+                outcomes.append(Outcome("inconclusive", subject, f"{_unread_by_istiod(facts)} and the waypoint's own "
+                                        f"Envoy stats could not be read: {exc.message}"))
+                continue
         plane, _ = resolve_control_plane(pod.revision, planes, tags)
-        finding = judge_waypoint_sync(record, pod.name, pod.namespace, plane.version if plane else None)[-1]
-        against = f"control plane {plane.namespace}/{plane.revision} runs {plane.version.raw if plane.version else 'unknown'}" \
-            if plane else "its control plane could not be resolved"
-        outcomes.append(Outcome(finding.status, subject, finding.message, finding.evidence + (against,)))
+        control_plane, against = _control_plane_version(facts, plane)
+        finding = judge_proxy_version(version, pod.name, pod.namespace, control_plane)
+        outcomes.append(Outcome(finding.status, subject, finding.message, finding.evidence + (source,) + against))
     return outcomes
 
 

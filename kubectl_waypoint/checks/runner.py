@@ -71,22 +71,32 @@ class Observer(Protocol):
 Judge = Callable[[object], list[Outcome]]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying the run as far as it got (for the partial report)."""
+
+    def __init__(self, run: VerifyRun):
+        super().__init__()
+        self.run = run
+
+
 def worst(statuses: Iterable[str]) -> str:
     """The most serious status: fail over inconclusive over warn over pass and skip."""
     return max(statuses, key=SEVERITY.__getitem__, default="pass")
 
 
 def run_checks(catalogue: Catalogue, selected: list[CheckSpec], facts, judges: dict[str, Judge],
-               observer: Observer | None = None, status_of: dict[str, str] | None = None) -> list[CheckResult]:
+               observer: Observer | None = None, status_of: dict[str, str] | None = None,
+               results: list[CheckResult] | None = None) -> list[CheckResult]:
     """Judge each selected check; prerequisites outside the selection run unreported.
 
     `status_of` carries what is already known (check id -> worst status) from an earlier attempt:
-    those checks are not judged again, and it is updated with every check judged now.
+    those checks are not judged again, and it is updated with every check judged now. Results
+    are appended to `results` as they come, so a caller still has them after Ctrl-C.
     """
     status_of = {} if status_of is None else status_of
     known = dict(status_of)
     reported = {spec.id for spec in selected}
-    results: list[CheckResult] = []
+    results = [] if results is None else results
     for spec in with_prerequisites(catalogue, selected):
         if spec.id in known and spec.id not in reported:
             continue
@@ -139,7 +149,12 @@ def run_until(catalogue: Catalogue, selected: list[CheckSpec], make_facts: Calla
     """
     deadline = clock() + wait_s
     status_of: dict[str, str] = {}
-    run = VerifyRun(run_checks(catalogue, selected, make_facts(), judges, observer, status_of))
+    order = {spec.id: i for i, spec in enumerate(catalogue.checks)}
+    judged: list[CheckResult] = []
+    try:
+        run = VerifyRun(run_checks(catalogue, selected, make_facts(), judges, observer, status_of, judged))
+    except KeyboardInterrupt:
+        raise Interrupted(VerifyRun(judged)) from None
     while True:
         # Hidden prerequisites count too: a failed one skipped the checks that were asked for.
         failing = sorted(check for check, status in status_of.items()
@@ -153,9 +168,14 @@ def run_until(catalogue: Catalogue, selected: list[CheckSpec], make_facts: Calla
         rerun = _dependents(catalogue, set(failing), selected)
         rerun_ids = {spec.id for spec in rerun}
         status_of = {check: status for check, status in status_of.items() if check not in rerun_ids}
-        fresh = run_checks(catalogue, rerun, make_facts(), judges, observer, status_of)
+        fresh: list[CheckResult] = []
+        try:
+            run_checks(catalogue, rerun, make_facts(), judges, observer, status_of, fresh)
+        except KeyboardInterrupt:  # the last attempt's results stand for the checks not judged again
+            redone = {r.id for r in fresh}
+            partial = [r for r in run.results if r.id not in redone] + fresh
+            raise Interrupted(VerifyRun(sorted(partial, key=lambda r: order[r.id]), run.attempts + 1)) from None
         merged = [r for r in run.results if r.id not in rerun_ids] + fresh
-        order = {spec.id: i for i, spec in enumerate(catalogue.checks)}
         run = VerifyRun(sorted(merged, key=lambda r: order[r.id]), run.attempts + 1)
 
 

@@ -125,11 +125,11 @@ def build_expectation(options: ProbeOptions, weights: dict[str, float | None] | 
 
 def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: bool) -> int:
     """The whole command: check, connect, resolve the client, probe, render; returns the exit code."""
-    from ..commands import RESULT_EXIT_CODES, connect, warn_permissions
+    from ..commands import RESULT_EXIT_CODES, conclude, connect, probe_sentence, warn_permissions
     from ..render.probe import ProgressPrinter, render_probe
     from ..render.structured import dump
     from ..render.text import style_for
-    from ..report import probe_report
+    from ..report import probe_report, report_origin
     from .engine import fetch_route_weights, resolve_client, run_probe
 
     checked = check_options(options)
@@ -158,6 +158,6 @@ def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: b
     if output == "table":
         text = render_probe(outcome, style_for(sys.stdout, no_colour))
     else:
-        text = dump(probe_report(outcome), output)
+        text = dump(probe_report(outcome, report_origin(cluster.target)), output)
     click.echo(text, nl=False)
-    return RESULT_EXIT_CODES[outcome.verdict.result]
+    return conclude(RESULT_EXIT_CODES[outcome.verdict.result], probe_sentence(outcome))

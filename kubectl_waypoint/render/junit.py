@@ -1,32 +1,101 @@
-"""`verify --junit-file`: one testcase per check result, for CI systems that read JUnit XML."""
+"""`verify --junit-file`: JUnit XML a CI server accepts, whatever the cluster wrote.
+
+One <testsuite> per check category inside <testsuites>, one <testcase> per result. Test names
+are stable from run to run: the check id and its subject, with a Deployment pod's generated
+suffix replaced by its workload's name. Every string passes through the terminal-safe escaping,
+which also removes every character XML 1.0 forbids, so the file is always well-formed. A run
+that ended before judging anything (exit 3, Ctrl-C) still gets a file: a testsuite with the error.
+No hostname is written.
+"""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
-from ..checks.runner import VerifyRun
+from ..checks.catalogue import Catalogue
+from ..checks.hints import hint_for
+from ..checks.runner import CheckResult, VerifyRun
+from .safe import LINE_LIMIT, cut, safe
+
+# A Deployment's pod: NAME-<pod-template-hash>-<5 random>, both from Kubernetes' safe alphabet.
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+POD_SUFFIX = re.compile(f"-[{_SAFE_ALPHABET}]{{6,10}}-[{_SAFE_ALPHABET}]{{5}}$")
 
 
-def junit_xml(run: VerifyRun, namespace: str) -> bytes:
-    counts = run.summary()
-    suite = ET.Element("testsuite", {
-        "name": f"kubectl-waypoint verify -n {namespace}",
-        "tests": str(len(run.results)),
-        "failures": str(counts["fail"]),
-        "errors": str(counts["inconclusive"]),
-        "skipped": str(counts["skip"]),
-    })
-    for result in run.results:
-        name = result.id if result.subject in ("-", "") else f"{result.id} [{result.subject}]"
-        case = ET.SubElement(suite, "testcase", {"classname": f"verify.{result.spec.category}", "name": name})
-        detail = "\n".join([result.message, *result.evidence, f"hint: {result.spec.hint}"])
-        if result.status == "fail":
-            ET.SubElement(case, "failure", {"message": result.message}).text = detail
-        elif result.status == "inconclusive":
-            ET.SubElement(case, "error", {"message": result.message}).text = detail
-        elif result.status == "skip":
-            ET.SubElement(case, "skipped", {"message": result.message})
-        elif result.status == "warn":
-            ET.SubElement(case, "system-out").text = f"warning: {detail}"
-    ET.indent(suite)
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+def stable_subject(subject: str) -> str:
+    """The subject with a pod's generated name replaced by its Deployment's: `ns/waypoint`."""
+    return POD_SUFFIX.sub("", subject)
+
+
+def _text(lines) -> str:
+    return "\n".join(cut(line, LINE_LIMIT) for line in lines)
+
+
+def _case_names(results: list[CheckResult]) -> list[str]:
+    """Stable, unique names: `check-id [ns/workload]`, numbered where one workload has several pods."""
+    names, seen = [], {}
+    for result in results:
+        subject = stable_subject(result.subject)
+        name = result.id if subject in ("-", "") else f"{result.id} [{subject}]"
+        seen[name] = seen.get(name, 0) + 1
+        names.append(safe(name) if seen[name] == 1 else f"{safe(name)} #{seen[name]}")
+    return names
+
+
+def _suite(parent: ET.Element, name: str, timestamp: str, cases: int, failures: int = 0, errors: int = 0,
+           skipped: int = 0) -> ET.Element:
+    return ET.SubElement(parent, "testsuite", {"name": name, "tests": str(cases), "failures": str(failures),
+                                               "errors": str(errors), "skipped": str(skipped),
+                                               "timestamp": timestamp})
+
+
+def _document(root: ET.Element) -> bytes:
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _timestamp(origin: dict) -> str:
+    return origin["generatedAt"].rstrip("Z")  # the JUnit schema's xs:dateTime, UTC
+
+
+def junit_xml(run: VerifyRun, catalogue: Catalogue, namespace: str, origin: dict,
+              interrupted: str | None = None) -> bytes:
+    """The results of a run; `interrupted` (why the run stopped early) adds an errored testcase."""
+    root = ET.Element("testsuites", {"name": f"kubectl-waypoint verify -n {safe(namespace)}"})
+    timestamp = _timestamp(origin)
+    for category in catalogue.categories:
+        results = [r for r in run.results if r.spec.category == category.id]
+        if not results:
+            continue
+        statuses = [r.status for r in results]
+        suite = _suite(root, f"verify.{category.id}", timestamp, len(results), statuses.count("fail"),
+                       statuses.count("inconclusive"), statuses.count("skip"))
+        for result, name in zip(results, _case_names(results)):
+            case = ET.SubElement(suite, "testcase", {"classname": f"verify.{category.id}", "name": name})
+            message = cut(result.message, LINE_LIMIT)
+            detail = _text([result.message, *result.evidence, f"hint: {hint_for(result, namespace)}"])
+            if result.status == "fail":
+                ET.SubElement(case, "failure", {"message": message}).text = detail
+            elif result.status == "inconclusive":
+                ET.SubElement(case, "error", {"message": message}).text = detail
+            elif result.status == "skip":
+                ET.SubElement(case, "skipped", {"message": message})
+            elif result.status == "warn":
+                ET.SubElement(case, "system-out").text = f"warning: {detail}"
+    if interrupted:
+        _error_suite(root, timestamp, interrupted)
+    return _document(root)
+
+
+def _error_suite(root: ET.Element, timestamp: str, message: str) -> None:
+    suite = _suite(root, "verify", timestamp, 1, errors=1)
+    case = ET.SubElement(suite, "testcase", {"classname": "verify", "name": "verify"})
+    ET.SubElement(case, "error", {"message": cut(message, LINE_LIMIT)}).text = cut(message, LINE_LIMIT)
+
+
+def junit_error_xml(namespace: str | None, origin: dict, message: str) -> bytes:
+    """A run that could not start or finish: one testsuite with the error (exit 2, 3, 4, 130)."""
+    root = ET.Element("testsuites", {"name": "kubectl-waypoint verify" + (f" -n {safe(namespace)}" if namespace else "")})
+    _error_suite(root, _timestamp(origin), message)
+    return _document(root)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ..probe.engine import ProbeOutcome, ProbeProgress
+from .safe import BODY_LIMIT, LINE_LIMIT, cut, safe
 from .text import Style, table
 
 
@@ -62,9 +63,9 @@ def _percent(share: float) -> str:
 def render_probe(outcome: ProbeOutcome, style: Style) -> str:
     verdict, client = outcome.verdict, outcome.client
     lines = [
-        f"{style.bold('CLIENT')}   pod {client.namespace}/{client.pod}, container {client.container}, "
-        f"identity {client.identity}" + ("" if client.enrolled else " (not in the mesh)"),
-        f"{style.bold('TARGET')}   {outcome.method} {outcome.url}",
+        f"{style.bold('CLIENT')}   pod {safe(client.namespace)}/{safe(client.pod)}, container "
+        f"{safe(client.container)}, identity {safe(client.identity)}" + ("" if client.enrolled else " (not in the mesh)"),
+        f"{style.bold('TARGET')}   {safe(outcome.method)} {safe(outcome.url)}",
     ]
     answered = verdict.requests - verdict.lost
     run = f"{verdict.requests} sent, {answered} with a result, {verdict.lost} lost"
@@ -78,7 +79,7 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
         run += "; interrupted (Ctrl-C)"
     lines.append(f"{style.bold('REQUESTS')} {run}")
     for warning in client.warnings:
-        lines.append(f"{style.status('WARNING', 'warn')}  {warning}")
+        lines.append(f"{style.status('WARNING', 'warn')}  {cut(warning, LINE_LIMIT)}")
 
     if verdict.backends is not None:
         confidence = f"{(1 - outcome.alpha) * 100:g}% CI"
@@ -86,7 +87,7 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
         for name, n in verdict.backends.items():
             estimate = (verdict.shares or {}).get(name)
             expected = verdict.expected.get(name) if verdict.expected is not None else None
-            rows.append([name, str(n),
+            rows.append([cut(name, BODY_LIMIT), str(n),
                          _percent(estimate.observed) if estimate else "-",
                          f"{_percent(estimate.low)}-{_percent(estimate.high)}" if estimate else "-",
                          _percent(expected) if expected is not None else "-"])
@@ -102,7 +103,7 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
         lines.append(f"availability {_percent(verdict.availability)}   longest outage "
                      f"{verdict.longest_outage_s:.1f}s")
     for said in outcome.curl_errors:
-        lines.append(f"curl said: {said}")
+        lines.append(f"curl said: {cut(said, BODY_LIMIT)}")
     lines += ["", f"result: {style.status(verdict.result)}"]
-    lines += [f"  {reason}" for reason in verdict.reasons]
+    lines += [f"  {cut(reason, LINE_LIMIT)}" for reason in verdict.reasons]
     return "\n".join(lines) + "\n"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..skew import SkewResult
+from .safe import safe
 from .text import Style, table
 
 
-def render_skew(result: SkewResult, style: Style) -> str:
+def render_skew(result: SkewResult, style: Style, plan=None) -> str:
     lines = [style.bold("CONTROL PLANES")]
     if result.control_planes:
         lines += table(
@@ -33,6 +34,42 @@ def render_skew(result: SkewResult, style: Style) -> str:
     if notes:
         lines.append("")
         for c in notes:
-            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {c.message}")
-    lines += ["", f"result: {style.status(result.result)} ({result.summary})"]
+            lines.append(f"{style.status(c.status.upper() if c.status != 'ok' else 'NOTE', c.status if c.status != 'ok' else 'warn')}  {safe(c.message)}")
+    if plan is not None:
+        lines += ["", *render_plan(plan, style)]
+        lines += ["", f"result: {style.status(plan.result)} ({_plan_summary(plan)})"]
+    else:
+        lines += ["", f"result: {style.status(result.result)} ({result.summary})"]
     return "\n".join(lines) + "\n"
+
+
+_LEVEL_STATUS = {"block": "fail", "warn": "warn", "ok": "pass"}
+
+
+def render_plan(plan, style: Style) -> list[str]:
+    """The upgrade to --target-version: each component's verdict there, the findings, the order of work."""
+    lines = [style.bold(f"UPGRADE TO {plan.target}")]
+    if plan.components:
+        lines += table(
+            ["KIND", "NAMESPACE", "WORKLOAD", "VERSION", "AT TARGET", "SKEW"],
+            [[c.kind, c.namespace, c.workload, c.version or "unknown", j.status,
+              "-" if j.minor_skew is None else str(j.minor_skew)] for c, j in plan.components],
+            painted={4: style},
+        )
+    lines.append("")
+    for finding in plan.findings:
+        label = {"block": "BLOCK", "warn": "WARN", "ok": "OK"}[finding.level]
+        lines.append(f"{style.status(label, _LEVEL_STATUS[finding.level])}  {safe(finding.subject)}: {safe(finding.message)}")
+    lines += ["", style.bold("ORDER OF WORK")]
+    lines += [f"{n}. {safe(step)}" for n, step in enumerate(plan.steps, 1)]
+    return lines
+
+
+def _plan_summary(plan) -> str:
+    if plan.blockers:
+        count = len(plan.blockers)
+        return f"the upgrade to {plan.target} is blocked by {count} finding{'s' if count != 1 else ''}"
+    if plan.warnings:
+        count = len(plan.warnings)
+        return f"the upgrade to {plan.target} can go ahead; read {count} warning{'s' if count != 1 else ''}"
+    return f"the upgrade to {plan.target} can go ahead"

@@ -11,5 +11,6 @@ def dump(document: dict, fmt: str) -> str:
     if fmt == "yaml":
         import yaml
 
-        return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        # Non-ASCII escaped, as json.dumps does: a bidi override from the cluster stays a `\u202e`.
+        return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=False)
     raise ValueError(f"unknown structured format {fmt!r}")

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Sequence, TextIO
 
+from .safe import safe
+
 _COLOURS = {
     "ok": "32", "pass": "32",
     "warn": "33", "inconclusive": "33", "unknown": "33", "skip": "2",
@@ -27,6 +29,11 @@ class Style:
         return f"\x1b[1m{text}\x1b[0m" if self.colour else text
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """"1 warning", "2 warnings"."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def style_for(stream: TextIO, no_colour: bool) -> Style:
     """Colour only on a terminal, never with --no-color or NO_COLOR (https://no-color.org)."""
     if no_colour or os.environ.get("NO_COLOR"):
@@ -36,7 +43,11 @@ def style_for(stream: TextIO, no_colour: bool) -> Style:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], painted: dict[int, Style] | None = None) -> list[str]:
-    """Left-aligned columns separated by three spaces, like kubectl get; colour added after padding."""
+    """Left-aligned columns separated by three spaces, like kubectl get; colour added after padding.
+
+    Cells are cluster data: each is made terminal-safe here, before its width is measured.
+    """
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

@@ -6,8 +6,10 @@ import sys
 from typing import TextIO
 
 from ..checks.catalogue import Catalogue
+from ..checks.hints import explain_command, hint_for
 from ..checks.runner import CheckResult, VerifyRun
-from .text import Style
+from .safe import LINE_LIMIT, cut, safe
+from .text import Style, plural
 
 GLYPHS = {"pass": "√", "warn": "‼", "fail": "×", "skip": "~", "inconclusive": "?"}
 ASCII_GLYPHS = {"pass": "[ok]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]", "inconclusive": "[??]"}
@@ -24,21 +26,21 @@ def glyphs_for(stream: TextIO) -> dict[str, str]:
     return GLYPHS
 
 
-def _line(result: CheckResult, glyphs: dict[str, str], style: Style) -> list[str]:
-    subject = "" if result.subject in QUIET_SUBJECTS else f" [{result.subject}]"
+def _line(result: CheckResult, namespace: str, glyphs: dict[str, str], style: Style) -> list[str]:
+    subject = "" if result.subject in QUIET_SUBJECTS else f" [{safe(result.subject)}]"
     head = f"{style.status(glyphs[result.status], result.status)} {result.spec.title}{subject}"
     if result.status == "pass":
         return [head]
-    lines = [head, f"    {result.message}"]
-    lines += [f"      {line}" for line in result.evidence]
+    lines = [head, f"    {cut(result.message, LINE_LIMIT)}"]
+    lines += [f"      {cut(line, LINE_LIMIT)}" for line in result.evidence]
     if result.status in ("warn", "fail", "inconclusive"):
-        lines.append(f"    hint: {result.spec.hint}")
-        lines.append(f"    see: {result.spec.docs}")
+        lines.append(f"    hint: {safe(hint_for(result, namespace))}")
+        lines.append(f"    see: {explain_command(result.id)}")
     return lines
 
 
 def render_verify(run: VerifyRun, catalogue: Catalogue, namespace: str, style: Style, *, short: bool = False,
-                  stream: TextIO = sys.stdout) -> str:
+                  stream: TextIO = sys.stdout, interrupted: bool = False) -> str:
     glyphs = glyphs_for(stream)
     lines: list[str] = []
     for category in catalogue.categories:
@@ -49,12 +51,14 @@ def render_verify(run: VerifyRun, catalogue: Catalogue, namespace: str, style: S
             continue
         lines += [style.bold(category.title), "-" * len(category.title)]
         for result in results:
-            lines += _line(result, glyphs, style)
+            lines += _line(result, namespace, glyphs, style)
         lines.append("")
     counts = run.summary()
-    parts = [f"{counts[s]} {label}" for s, label in (("fail", "failed"), ("inconclusive", "inconclusive"),
-                                                      ("warn", "warnings"), ("pass", "passed"), ("skip", "skipped"))
-             if counts[s]]
+    parts = [f"{counts[s]} {label}" if label else plural(counts[s], "warning")
+             for s, label in (("fail", "failed"), ("inconclusive", "inconclusive"), ("warn", ""),
+                              ("pass", "passed"), ("skip", "skipped")) if counts[s]]
     retried = f" after {run.attempts} attempts" if run.attempts > 1 else ""
-    lines.append(f"verify -n {namespace}: {style.status(run.result)} ({', '.join(parts) or 'no checks'}){retried}")
+    stopped = " - interrupted, partial report" if interrupted else ""
+    lines.append(f"verify -n {safe(namespace)}: {style.status(run.result)} ({', '.join(parts) or 'no checks'})"
+                 f"{retried}{stopped}")
     return "\n".join(lines) + "\n"

@@ -3,12 +3,18 @@
 Everything is allowed unless a rule denies it, like a cluster-admin with carve-outs. A rule for
 one namespace also denies the same request at the cluster scope, since listing across all
 namespaces needs the permission in each of them.
+
+An exec is authorized as kube-apiserver does it: its verb comes from the HTTP method (`get` for a
+WebSocket upgrade, `create` for SPDY's POST), and from Kubernetes 1.35 a WebSocket upgrade of
+pods/exec, attach or portforward is also checked as `create` (feature
+AuthorizePodWebsocketUpgradeCreatePermission, beta and on by default; KEP-4006).
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DEFAULT_USER = "system:serviceaccount:default:tester"
 ANONYMOUS_USER = "system:anonymous"
@@ -28,6 +34,27 @@ class Attributes:
     @property
     def resource_path(self) -> str:
         return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+
+_UPGRADE_SUBRESOURCES = ("exec", "attach", "portforward")
+CREATE_ON_UPGRADE_FROM = (1, 35)
+
+
+def minor_version(git_version: str) -> tuple[int, int]:
+    """(major, minor) of a Kubernetes gitVersion such as v1.35.0."""
+    found = re.match(r"v?(\d+)\.(\d+)", git_version)
+    if not found:
+        raise ValueError(f"not a Kubernetes version: {git_version!r}")
+    return int(found[1]), int(found[2])
+
+
+def authorizations(attrs: Attributes, kubernetes_version: str, websocket: bool) -> list[Attributes]:
+    """Every check the request must pass, in the API server's order (the first denied one answers)."""
+    checks = [attrs]
+    if websocket and attrs.verb == "get" and attrs.resource == "pods" and attrs.subresource in _UPGRADE_SUBRESOURCES \
+            and minor_version(kubernetes_version) >= CREATE_ON_UPGRADE_FROM:
+        checks.append(replace(attrs, verb="create"))
+    return checks
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,9 @@ class AccessRules:
     def allows(self, attrs: Attributes) -> bool:
         with self._lock:
             return not any(rule.matches(attrs) for rule in self._rules)
+
+    def first_denied(self, checks: list[Attributes]) -> Attributes | None:
+        return next((attrs for attrs in checks if not self.allows(attrs)), None)
 
     def review(self, spec: dict) -> dict:
         """The `status` of a SelfSubjectAccessReview for `spec`."""

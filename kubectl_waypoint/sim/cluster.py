@@ -17,11 +17,13 @@ import yaml
 from .access import DEFAULT_USER, AccessRules
 from .certs import make_tls_files
 from .mesh import Mesh
+from .resources import crd_objects
 from .podexec import ExecHandler, ExecRequest, ExecStreams, ExecutableNotFound, rules_handler
 from .faults import Fault, FaultList
 from .scenario import Scenario, load_scenario
 from .server import RequestRecord, SimHTTPServer
-from .syncz import is_syncz_request, syncz_handler
+from .syncz import is_pilot_discovery_request, pilot_discovery_handler
+from .envoystats import is_stats_request, waypoint_stats_handler
 from .store import ObjectStore
 
 
@@ -40,7 +42,9 @@ class SimCluster:
         self.anonymous = anonymous
         self.installed = self.scenario.installed
         self.kubernetes_version = self.scenario.kubernetes_version
-        self.store = ObjectStore(self.scenario.objects, created=self.scenario.created)
+        listed_crds = {o["metadata"]["name"] for o in self.scenario.objects if o.get("kind") == "CustomResourceDefinition"}
+        self.store = ObjectStore(self.scenario.objects + tuple(crd_objects(self.installed, listed_crds)),
+                                 created=self.scenario.created)
         self.access = AccessRules()
         self.faults = FaultList()
         self.ca_file: str | None = None
@@ -165,11 +169,15 @@ class SimCluster:
     def _builtin_programs(self) -> tuple[tuple[Callable[[ExecRequest], bool], ExecHandler], ...]:
         """Programs simulated containers run without an exec rule, as (handles, handler); first wins.
 
-        The one place to chain built-in behaviour: curl goes through the simulated mesh, and istiod's
-        `pilot-discovery request GET /debug/syncz` answers from the live store (sim/syncz.py).
+        The one place to chain built-in behaviour: curl goes through the simulated mesh, istiod's
+        `pilot-discovery request GET /debug/syncz` (and /version) answers from the live store
+        (sim/syncz.py), and so does a waypoint's `pilot-agent request GET stats/prometheus`
+        (sim/envoystats.py).
         """
         return ((self.mesh.handles, self.mesh.exec_handler),
-                (lambda request: is_syncz_request(request.argv), syncz_handler(self.store, self.scenario.syncz)))
+                (lambda request: is_pilot_discovery_request(request.argv),
+                 pilot_discovery_handler(self.store, self.scenario.syncz)),
+                (is_stats_request, waypoint_stats_handler(self.scenario.syncz)))
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
         """Answer matching requests 403 Forbidden ("*" matches any verb, resource or group)."""

@@ -196,6 +196,9 @@ def _container_spec(container: dict) -> dict:
         spec["command"] = list(container["command"])
     if container.get("args"):
         spec["args"] = list(container["args"])
+    if container.get("env"):
+        spec["env"] = [{"name": k, "value": str(v)} if not isinstance(v, dict) else {"name": k, **v}
+                       for k, v in container["env"].items()]
     if container.get("ports"):
         spec["ports"] = [{"containerPort": p, "protocol": "TCP"} if isinstance(p, int)
                          else {"containerPort": p["port"], "name": p["name"], "protocol": p.get("protocol", "TCP")}

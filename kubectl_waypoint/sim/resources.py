@@ -87,6 +87,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), categories=("all",)),
     Resource("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
              "MutatingWebhookConfiguration", False, categories=("api-extensions",)),
+    Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
+             ("crd", "crds"), categories=("api-extensions",)),
     Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
              verbs=("create",), stored=False),
     Resource(GATEWAY_API, "v1", "gatewayclasses", "GatewayClass", False, ("gc",),
@@ -180,3 +182,29 @@ def version_document(git_version: str = KUBERNETES_VERSION) -> dict:
             "gitCommit": "b9ed6a1b0d1c7f8b58ab8d1a1f8b4b1b1e5e2a5c", "gitTreeState": "clean",
             "buildDate": "2025-04-22T16:03:19Z", "goVersion": "go1.23.6", "compiler": "gc",
             "platform": "linux/amd64"}
+
+
+GATEWAY_API_BUNDLE = "v1.4.0"  # the Gateway API release Istio 1.28 implements
+
+
+def crd_objects(installed: frozenset[str], present: set[str]) -> list[dict]:
+    """The CustomResourceDefinitions a cluster with these optional groups holds.
+
+    Gateway API CRDs carry the `bundle-version` and `channel` annotations its release bundles
+    stamp; a scenario that lists a CRD itself (by name, in `present`) keeps its own.
+    """
+    objects = []
+    for r in RESOURCES:
+        name = f"{r.plural}.{r.group}"
+        if not r.crd or r.group not in installed or name in present:
+            continue
+        annotations = ({"gateway.networking.k8s.io/bundle-version": GATEWAY_API_BUNDLE,
+                        "gateway.networking.k8s.io/channel": "standard"} if r.group == GATEWAY_API else {})
+        objects.append({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"group": r.group, "scope": "Namespaced" if r.namespaced else "Cluster",
+                     "names": {"plural": r.plural, "kind": r.kind, "singular": r.singular},
+                     "versions": [{"name": r.version, "served": True, "storage": True}]},
+        })
+    return objects

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import status as st
-from .access import ANONYMOUS_USER, Attributes, forbidden_reason
+from .access import ANONYMOUS_USER, Attributes, authorizations, forbidden_reason
 from .podexec import ExecRequest, ExecSession, negotiate
 from .proto import access_review_spec
 from .resources import (Resource, api_group_document, api_group_list_document, api_resource_list_document,
@@ -107,9 +107,7 @@ def parse_request_info(method: str, path: str, query: dict[str, str]) -> Request
     plural = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    if subresource == "exec" and plural == "pods":
-        verb = "create"
-    elif method == "GET":
+    if method == "GET":
         verb = "watch" if watch or query.get("watch") in ("true", "1") else "get" if name else "list"
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
@@ -336,11 +334,12 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _route_resource(self, info: RequestInfo, multi: dict[str, list[str]], query: dict[str, str], body: bytes,
                         user: str, record: RequestRecord) -> None:
         sim = self.server.sim
-        attrs = info.attributes
-        if not sim.access.allows(attrs):
+        websocket = self.headers.get("Upgrade", "").lower() == "websocket"
+        denied = sim.access.first_denied(authorizations(info.attributes, sim.kubernetes_version, websocket))
+        if denied is not None:
             known = resource_for(info.group, info.version, info.plural) or \
                 Resource(info.group, info.version, info.plural, "", True)
-            raise _Response(403, st.forbidden(known, info.name, forbidden_reason(user, attrs)))
+            raise _Response(403, st.forbidden(known, info.name, forbidden_reason(user, denied)))
         if info.version not in group_versions(sim.installed).get(info.group, []):
             raise _page_not_found()
         resource = resource_for(info.group, info.version, info.plural)

@@ -1,4 +1,4 @@
-"""istiod's `/debug/syncz`, as `pilot-discovery request GET /debug/syncz` prints it in the simulation.
+"""istiod's `/debug/syncz` and `/version`, as `pilot-discovery request GET <path>` prints them.
 
 Derived from the live object store, so a test that rolls a waypoint sees the new version: every
 waypoint and ztunnel pod is connected to an istiod pod of the revision it belongs to (its
@@ -14,6 +14,12 @@ and the version its image carries. A scenario's `syncz:` section breaks it on pu
           stale: [CDS]           # sent but not acked
           lastError: "..."       # a rejected push (on LDS)
           version: 1.27.3        # the version the proxy reports
+      istiodVersion: 1.28.5      # the version istiod's /version reports (default: its image tag)
+
+With `ENABLE_DEBUG_ON_HTTP: "false"` in the env of istiod's `discovery` container, /debug/syncz
+answers `404 page not found` and exits 0, as the real command does (pilot/pkg/xds/debug.go
+registers the debug paths on the monitoring port only when it is true); /version still answers.
+The waypoints' own Envoy stats follow the same `proxies:` rules (sim/envoystats.py).
 """
 
 from __future__ import annotations
@@ -55,20 +61,17 @@ def _resolve(revision: str | None, revisions: set[str], tags: dict[str, str]) ->
     return tags.get("default") or (next(iter(revisions)) if len(revisions) == 1 else None)
 
 
-def _version(pod: dict, kind: str) -> str:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        if container.get("name") == CONTAINERS[kind]:
-            image = container.get("image") or ""
-            last = image.rsplit("/", 1)[-1].split("@", 1)[0]
-            return last.split(":", 1)[1] if ":" in last else ""
-    return ""
+def proxy_version(pod: dict, kind: str) -> str:
+    """The version a proxy reports: its image's tag."""
+    return _image_tag(pod, CONTAINERS[kind])
 
 
 def _nonce(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
 
 
-def _override(config: dict, pod: dict) -> dict:
+def override_for(config: dict, pod: dict) -> dict:
+    """The scenario's `proxies:` rule for this pod (first match), or {}."""
     meta = pod.get("metadata") or {}
     for rule in config.get("proxies") or []:
         if fnmatch.fnmatch(meta.get("name", ""), rule.get("pod", "*")) and \
@@ -97,10 +100,10 @@ def syncz_entries(store, config: dict, istiod_pod: dict) -> list[dict]:
             # Spread proxies over the revision's istiod replicas, stably.
             if peers[int(_nonce(name), 16) % len(peers)] != istiod_pod["metadata"]["name"]:
                 continue
-            override = _override(config, pod)
+            override = override_for(config, pod)
             if override.get("disconnected"):
                 continue
-            entries.append(_entry(kind, name, namespace, override, legacy, _version(pod, kind)))
+            entries.append(_entry(kind, name, namespace, override, legacy, proxy_version(pod, kind)))
     return entries
 
 
@@ -127,16 +130,50 @@ def _entry(kind: str, name: str, namespace: str, override: dict, legacy: bool, v
     return entry
 
 
-def syncz_handler(store, config: dict):
-    """An exec handler answering `pilot-discovery request GET /debug/syncz` in istiod's container."""
+NOT_FOUND = b"404 page not found\n"  # Go's http.NotFound body
+
+
+def debug_on_http(istiod_pod: dict) -> bool:
+    """ENABLE_DEBUG_ON_HTTP of istiod's discovery container (true unless set to false)."""
+    for container in (istiod_pod.get("spec") or {}).get("containers") or []:
+        for variable in container.get("env") or []:
+            if variable.get("name") == "ENABLE_DEBUG_ON_HTTP":
+                return str(variable.get("value", "true")).lower() != "false"
+    return True
+
+
+def version_text(istiod_pod: dict, config: dict) -> str:
+    """What istiod's /version prints: version.Info.String(), `<version>-<git revision>-<status>`."""
+    version = config.get("istiodVersion") or _image_tag(istiod_pod, "discovery") or "unknown"
+    return f"{version}-{_nonce('git', version)[:40]}-Clean"
+
+
+def _image_tag(pod: dict, container_name: str) -> str:
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") == container_name:
+            last = (container.get("image") or "").rsplit("/", 1)[-1].split("@", 1)[0]
+            return last.split(":", 1)[1] if ":" in last else ""
+    return ""
+
+
+def pilot_discovery_handler(store, config: dict):
+    """An exec handler answering `pilot-discovery request GET <path>` in istiod's container.
+
+    Like the real command it prints whatever the monitoring port answers and exits 0, a 404 too.
+    """
 
     def handle(request, streams) -> int:
-        streams.write_stdout(json.dumps(syncz_entries(store, config, request.pod), indent=2).encode() + b"\n")
+        path = request.argv[3].split("?", 1)[0]
+        if path == "/version":
+            streams.write_stdout(version_text(request.pod, config))
+        elif path == "/debug/syncz" and debug_on_http(request.pod):
+            streams.write_stdout(json.dumps(syncz_entries(store, config, request.pod), indent=2).encode() + b"\n")
+        else:
+            streams.write_stdout(NOT_FOUND)
         return 0
 
     return handle
 
 
-def is_syncz_request(argv: list[str]) -> bool:
-    return argv[:3] == ["pilot-discovery", "request", "GET"] and len(argv) >= 4 \
-        and argv[3].split("?", 1)[0] == "/debug/syncz"
+def is_pilot_discovery_request(argv: list[str]) -> bool:
+    return argv[:3] == ["pilot-discovery", "request", "GET"] and len(argv) >= 4

@@ -1,0 +1,21 @@
+"""The plugin's version and the commit it was built from (stamped into frozen builds)."""
+
+from __future__ import annotations
+
+import platform
+
+from . import __version__
+
+
+def build_info() -> dict:
+    try:
+        from ._build import COMMIT  # written by build/build.sh into the frozen executable
+    except ImportError:
+        COMMIT = "unknown (source install)"
+    return {
+        "apiVersion": "kubectl-waypoint/v1",
+        "kind": "Version",
+        "version": f"v{__version__}",
+        "commit": COMMIT,
+        "python": f"Python {platform.python_version()}",
+    }

@@ -1,0 +1,254 @@
+"""One judge per check id: facts in, outcomes out. Only the traffic checks (traffic.py) send requests."""
+
+from __future__ import annotations
+
+from ..skew import judge_component, resolve_control_plane
+from ..sync import judge_waypoint_sync
+from .runner import Outcome, worst
+from . import traffic
+
+UPDATE_STRATEGY_AMBIENT = "InPlace"
+
+
+def istiod_found(facts) -> list[Outcome]:
+    planes = facts.inventory.control_planes
+    if not planes:
+        return [Outcome("fail", "istiod", "no istiod Deployment (label app=istiod) was found in any namespace")]
+    listed = ", ".join(f"{p.revision} ({p.version.raw if p.version else 'version unknown'}) in {p.namespace}"
+                       for p in planes)
+    return [Outcome("pass", "istiod", f"istiod revisions: {listed}")]
+
+
+def istiod_ready(facts) -> list[Outcome]:
+    outcomes = []
+    for plane in facts.inventory.control_planes:
+        subject = f"{plane.namespace}/{plane.deployment}"
+        counts = f"{plane.ready_replicas}/{plane.replicas} replicas ready"
+        not_ready = [f"pod {p.name}: {p.phase}{'' if p.ready else ', not ready'}" for p in plane.pods if not p.ready]
+        if plane.ready_replicas == 0:
+            outcomes.append(Outcome("fail", subject, f"revision {plane.revision} has no ready istiod ({counts})",
+                                    tuple(not_ready)))
+        elif plane.ready_replicas < plane.replicas:
+            outcomes.append(Outcome("warn", subject, f"revision {plane.revision}: {counts}", tuple(not_ready)))
+        else:
+            outcomes.append(Outcome("pass", subject, f"revision {plane.revision}: {counts}"))
+    return outcomes
+
+
+def sail_istio_status(facts) -> list[Outcome]:
+    istios = facts.inventory.sail.istios
+    if not istios:
+        return [Outcome("skip", "-", "the Sail operator's Istio resource is not present (not a Sail install)")]
+    outcomes = []
+    for istio in istios:
+        name = (istio.get("metadata") or {}).get("name", "?")
+        spec, status = istio.get("spec") or {}, istio.get("status") or {}
+        strategy = ((spec.get("updateStrategy") or {}).get("type")) or UPDATE_STRATEGY_AMBIENT
+        state = status.get("state") or "unknown"
+        evidence = (f"spec.version: {spec.get('version', 'unset')}", f"updateStrategy: {strategy}",
+                    f"activeRevisionName: {status.get('activeRevisionName', 'unset')}", f"state: {state}")
+        bad_conditions = [f"{c.get('type')}: {c.get('reason', '')} {c.get('message', '')}".strip()
+                          for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("status") == "False"]
+        if state != "Healthy":
+            outcomes.append(Outcome("fail", f"Istio {name}", f"Istio {name} is {state}, not Healthy",
+                                    evidence + tuple(bad_conditions)))
+        elif strategy != UPDATE_STRATEGY_AMBIENT:
+            outcomes.append(Outcome("warn", f"Istio {name}",
+                                    f"Istio {name} uses updateStrategy {strategy}: not available in ambient mode, "
+                                    "where waypoints follow the active control plane in place", evidence))
+        else:
+            outcomes.append(Outcome("pass", f"Istio {name}",
+                                    f"Istio {name} is Healthy, version {spec.get('version', 'unset')}, "
+                                    f"active revision {status.get('activeRevisionName', 'unset')}", evidence))
+    return outcomes
+
+
+def namespace_exists(facts) -> list[Outcome]:
+    if facts.namespace_object is None:
+        return [Outcome("fail", facts.namespace, f'namespace "{facts.namespace}" does not exist')]
+    return [Outcome("pass", facts.namespace, f'namespace "{facts.namespace}" exists')]
+
+
+def gateway_api_installed(facts) -> list[Outcome]:
+    if not facts.gateway_api:
+        return [Outcome("fail", "gateway.networking.k8s.io",
+                        "the Gateway API (gateway.networking.k8s.io/v1) is not installed, so no waypoint can exist")]
+    return [Outcome("pass", "gateway.networking.k8s.io", "the Gateway API is installed")]
+
+
+def waypoint_found(facts) -> list[Outcome]:
+    refs = facts.waypoints
+    if not refs:
+        return [Outcome("warn", facts.namespace,
+                        f'namespace "{facts.namespace}" uses no waypoint: no istio.io/use-waypoint label on it or '
+                        "its services and no waypoint Gateway in it, so there is nothing L7 to verify")]
+    outcomes = []
+    for ref in refs:
+        subject = f"{ref.namespace}/{ref.name}"
+        if (ref.namespace, ref.name) not in facts.waypoint_gateways:
+            outcomes.append(Outcome("fail", subject,
+                                    f"waypoint {subject} is referenced ({'; '.join(ref.sources)}) but no Gateway of "
+                                    f"class istio-waypoint named {ref.name} exists in {ref.namespace}", ref.sources))
+        else:
+            outcomes.append(Outcome("pass", subject, f"waypoint {subject} serves the namespace ({'; '.join(ref.sources)})"))
+    return outcomes
+
+
+def _existing_waypoints(facts):
+    return [ref for ref in facts.waypoints if (ref.namespace, ref.name) in facts.waypoint_gateways]
+
+
+def waypoint_programmed(facts) -> list[Outcome]:
+    outcomes = []
+    for ref in _existing_waypoints(facts):
+        gateway = facts.waypoint_gateways[(ref.namespace, ref.name)]
+        subject = f"{ref.namespace}/{ref.name}"
+        condition = next((c for c in gateway["conditions"] if c.get("type") == "Programmed"), None)
+        if condition and condition.get("status") == "True":
+            outcomes.append(Outcome("pass", subject, f"Gateway {subject} is Programmed"))
+        else:
+            why = (f"{condition.get('reason', '')}: {condition.get('message', '')}" if condition
+                   else "no Programmed condition in its status")
+            outcomes.append(Outcome("fail", subject, f"Gateway {subject} is not Programmed ({why})"))
+    return outcomes
+
+
+def waypoint_deployment_available(facts) -> list[Outcome]:
+    outcomes = []
+    for ref in _existing_waypoints(facts):
+        subject = f"{ref.namespace}/{ref.name}"
+        deployment = facts.waypoint_deployments.get((ref.namespace, ref.name))
+        if deployment is None:
+            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no Deployment named {ref.name}"))
+            continue
+        spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+        wanted = spec.get("replicas", 1)
+        available = status.get("availableReplicas") or 0
+        updated = status.get("updatedReplicas") or 0
+        evidence = (f"replicas: {wanted}", f"available: {available}", f"updated: {updated}")
+        if available < max(wanted, 1):
+            outcomes.append(Outcome("fail", subject, f"Deployment {subject}: {available}/{wanted} replicas available",
+                                    evidence))
+        elif updated < wanted:
+            outcomes.append(Outcome("warn", subject, f"Deployment {subject} is still rolling out "
+                                    f"({updated}/{wanted} replicas updated)", evidence))
+        else:
+            outcomes.append(Outcome("pass", subject, f"Deployment {subject}: {available}/{wanted} replicas available"))
+    return outcomes
+
+
+def waypoint_pods_ready(facts) -> list[Outcome]:
+    outcomes = []
+    for ref in _existing_waypoints(facts):
+        subject = f"{ref.namespace}/{ref.name}"
+        pods = facts.waypoint_pods(ref)
+        if not pods:
+            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no pods"))
+            continue
+        bad = [f"{p.name}: {p.phase}{'' if p.ready else ', not ready'}" for p in pods
+               if p.phase != "Running" or not p.ready]
+        if bad:
+            outcomes.append(Outcome("fail", subject, f"{len(bad)} of {len(pods)} waypoint pods are not ready", tuple(bad)))
+        else:
+            outcomes.append(Outcome("pass", subject, f"{len(pods)} waypoint pod(s) running and ready"))
+    return outcomes
+
+
+def waypoint_restarts(facts) -> list[Outcome]:
+    outcomes = []
+    for ref in _existing_waypoints(facts):
+        subject = f"{ref.namespace}/{ref.name}"
+        restarted = [f"{p.name}: {p.restarts} restart(s)" for p in facts.waypoint_pods(ref) if p.restarts]
+        if restarted:
+            outcomes.append(Outcome("warn", subject, "waypoint pods restarted since they started", tuple(restarted)))
+        else:
+            outcomes.append(Outcome("pass", subject, "no restarts"))
+    return outcomes
+
+
+def sync_status_available(facts) -> list[Outcome]:
+    sync = facts.sync
+    if sync.problems and not sync.read_from:
+        return [Outcome("inconclusive", "istiod", "istiod's sync status could not be read: " + sync.problems[0],
+                        tuple(sync.problems[1:]))]
+    if sync.problems:
+        return [Outcome("warn", "istiod", f"sync status read from {', '.join(sync.read_from)} but not from every "
+                        "istiod: " + sync.problems[0], tuple(sync.problems))]
+    return [Outcome("pass", "istiod", f"sync status of {len(sync.records)} proxies read from {sync.source} "
+                    f"({', '.join(sync.read_from)})")]
+
+
+def _waypoint_pods_with_sync(facts):
+    for ref in _existing_waypoints(facts):
+        for pod in facts.waypoint_pods(ref):
+            yield ref, pod, facts.sync.records.get(f"{pod.name}.{pod.namespace}")
+
+
+def waypoint_sync(facts) -> list[Outcome]:
+    outcomes = []
+    for ref, pod, record in _waypoint_pods_with_sync(facts):
+        findings = judge_waypoint_sync(record, pod.name, pod.namespace, None)
+        findings = findings if record is None else findings[:-1]  # the last finding is the version
+        status = worst(f.status for f in findings)
+        evidence = tuple(e for f in findings for e in f.evidence)
+        outcomes.append(Outcome(status, f"{pod.namespace}/{pod.name}",
+                                " ".join(f.message for f in findings if f.status == status), evidence))
+    return outcomes
+
+
+def waypoint_proxy_version(facts) -> list[Outcome]:
+    outcomes = []
+    planes, tags = facts.inventory.control_planes, facts.inventory.tags
+    for ref, pod, record in _waypoint_pods_with_sync(facts):
+        subject = f"{pod.namespace}/{pod.name}"
+        if record is None:
+            outcomes.append(Outcome("skip", subject, "not connected to istiod, so no proxy version was reported"))
+            continue
+        plane, _ = resolve_control_plane(pod.revision, planes, tags)
+        finding = judge_waypoint_sync(record, pod.name, pod.namespace, plane.version if plane else None)[-1]
+        against = f"control plane {plane.namespace}/{plane.revision} runs {plane.version.raw if plane.version else 'unknown'}" \
+            if plane else "its control plane could not be resolved"
+        outcomes.append(Outcome(finding.status, subject, finding.message, finding.evidence + (against,)))
+    return outcomes
+
+
+def _skew_of(kind: str):
+    def judge(facts) -> list[Outcome]:
+        inventory = facts.inventory
+        outcomes = []
+        for workload in inventory.data_plane:
+            if workload.kind != kind:
+                continue
+            component = judge_component(workload, inventory.control_planes, inventory.tags)
+            status = {"ok": "warn" if component.minor_skew else "pass", "ahead": "fail", "too-old": "fail",
+                      "unknown": "warn"}[component.status]
+            outcomes.append(Outcome(status, f"{component.namespace}/{component.workload} {component.version or ''}".strip(),
+                                    component.message,
+                                    (f"pods: {len(component.pods)}", f"source: {component.source}")))
+        if not outcomes:
+            return [Outcome("warn", kind, f"no {kind} pods were found in any namespace")]
+        return outcomes
+    return judge
+
+
+JUDGES = {
+    "istiod-found": istiod_found,
+    "istiod-ready": istiod_ready,
+    "sail-istio-status": sail_istio_status,
+    "namespace-exists": namespace_exists,
+    "gateway-api-installed": gateway_api_installed,
+    "waypoint-found": waypoint_found,
+    "waypoint-programmed": waypoint_programmed,
+    "waypoint-deployment-available": waypoint_deployment_available,
+    "waypoint-pods-ready": waypoint_pods_ready,
+    "waypoint-restarts": waypoint_restarts,
+    "sync-status-available": sync_status_available,
+    "waypoint-sync": waypoint_sync,
+    "waypoint-proxy-version": waypoint_proxy_version,
+    "ztunnel-skew": _skew_of("ztunnel"),
+    "istio-cni-skew": _skew_of("istio-cni"),
+    "route-split": traffic.route_split,
+    "authz-allowed": traffic.authz_allowed,
+    "authz-denied-principal": traffic.authz_denied_principal,
+    "authz-denied-method": traffic.authz_denied_method,
+}

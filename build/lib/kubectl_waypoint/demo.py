@@ -1,0 +1,100 @@
+"""`kubectl waypoint demo`: the real commands against the built-in simulated cluster.
+
+The simulated API server is reached exactly like a real one (HTTPS, bearer token, a kubeconfig
+written to a temporary folder), so what the demo prints is what the commands print.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+
+import click
+
+from .commands import RESULT_EXIT_CODES, connect, render_skew_output, render_verify_output, skew_result
+from .errors import BadInput, ExitCode
+
+DEMO_NAMESPACE = "bookinfo"  # every bundled scenario builds on the Bookinfo mesh
+
+
+def _scenario(name: str):
+    from .sim import load_scenario, scenario_names
+
+    if name not in scenario_names():
+        raise BadInput(f'unknown scenario "{name}"; run kubectl waypoint demo --list-scenarios to see them')
+    return load_scenario(name)
+
+
+def list_demo_scenarios() -> str:
+    from .sim import load_scenario, scenario_names
+
+    names = scenario_names()
+    width = max(len(n) for n in names)
+    return "".join(f"{n.ljust(width)}   {load_scenario(n).description}\n" for n in names)
+
+
+def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
+    """skew for the whole mesh, then verify for the Bookinfo namespace, as a user would run them."""
+    from .checks.catalogue import load_catalogue
+    from .checks.facts import VerifyFacts, VerifyOptions
+    from .checks.judges import JUDGES
+    from .checks.runner import run_until, worst
+    from .kube.config import ClusterFlags
+    from .report import skew_report, verify_report
+    from .sim import SimCluster
+
+    scenario = _scenario(scenario_name)
+    catalogue = load_catalogue()
+    with tempfile.TemporaryDirectory(prefix="kubectl-waypoint-demo-") as folder, SimCluster(scenario, tls=True) as sim:
+        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"), namespace=DEMO_NAMESPACE)
+        cluster = connect(ClusterFlags(kubeconfig=kubeconfig))
+        skew = skew_result(cluster, None)
+        verify = run_until(catalogue, list(catalogue.checks),
+                           lambda: VerifyFacts(cluster, DEMO_NAMESPACE, VerifyOptions()), JUDGES, 0)
+    result = worst([skew.result, verify.result])
+    if output == "table":
+        click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
+        click.echo("$ kubectl waypoint skew")
+        click.echo(render_skew_output(skew, output, no_colour))
+        click.echo(f"$ kubectl waypoint verify -n {DEMO_NAMESPACE}")
+        click.echo(render_verify_output(verify, catalogue, DEMO_NAMESPACE, output, no_colour), nl=False)
+    else:
+        from .render.structured import dump
+
+        document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
+                    "result": result, "reports": [skew_report(skew), verify_report(verify, DEMO_NAMESPACE)]}
+        click.echo(dump(document, output), nl=False)
+    return RESULT_EXIT_CODES[result]
+
+
+def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> int:
+    """Keep the simulated cluster up until Ctrl-C (or `stop`), for trying the other commands."""
+    from .sim import SimCluster
+
+    scenario = _scenario(scenario_name)
+    folder = tempfile.mkdtemp(prefix="kubectl-waypoint-demo-")
+    with SimCluster(scenario, tls=True) as sim:
+        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"))
+        click.echo(
+            f"Simulated cluster \"{scenario.name}\" is serving at {sim.url}\n"
+            f"Use it from another terminal:\n"
+            f"  export KUBECONFIG={kubeconfig}\n"
+            f"  kubectl waypoint skew\n"
+            f"  kubectl waypoint verify -n {DEMO_NAMESPACE}\n"
+            f"  kubectl waypoint probe -n curl deploy/curl http://productpage.bookinfo:9080/productpage --expect-status 200\n"
+            f"  kubectl get pods -A\n"
+            f"Press Ctrl-C to stop."
+        )
+        sys.stdout.flush()
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            pass
+    try:
+        os.remove(kubeconfig)
+        os.rmdir(folder)
+    except OSError:
+        pass
+    return ExitCode.OK

@@ -1,0 +1,442 @@
+"""Read-only access to the API server through the `kubernetes` client, as raw JSON.
+
+Raw requests skip the generated model classes (faster, and we only read a few fields). Every
+failure becomes a typed error with kubectl-like wording; nothing here prints or exits.
+`kubernetes` is imported lazily so that `--help` and `version` never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+from urllib.parse import quote, urlencode, urlparse
+
+from .. import __version__
+from ..errors import BadInput, ClusterUnavailable, WaypointError
+from .resources import Resource
+
+if TYPE_CHECKING:
+    from .config import KubeTarget
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500  # kubectl's --chunk-size default
+MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads
+MAX_RETRY_AFTER_S = 10.0
+LIST_RESTARTS = 2  # an expired continue token restarts the list this often at most
+
+
+class PermissionDenied(ClusterUnavailable):
+    """RBAC forbids a read the command needs."""
+
+    def __init__(self, verb: str, resource: Resource, namespace: str | None, subresource: str = ""):
+        what = resource.rbac_name() + (f"/{subresource}" if subresource else "")
+        where = f'in namespace "{namespace}"' if namespace else "at the cluster scope"
+        super().__init__(
+            f"permission denied: you cannot {verb} {what} {where}; "
+            "ask your cluster admin for the kubectl-waypoint ClusterRole shown in the README"
+        )
+        self.verb, self.resource, self.namespace, self.subresource = verb, resource, namespace, subresource
+
+
+class ResourceNotInstalled(WaypointError):
+    """The API group (a CRD such as Gateway API or Sail) is not served by this cluster."""
+
+    def __init__(self, resource: Resource):
+        super().__init__(f"the API {resource.group_version} ({resource.plural}) is not installed in this cluster")
+        self.resource = resource
+
+
+class ContinueExpired(WaypointError):
+    """A paged list's continue token is too old (410 Gone); the list must start again."""
+
+
+class NotFound(WaypointError):
+    """A named object does not exist."""
+
+
+class ExecFailed(WaypointError):
+    """The exec session could not run the command at all (as opposed to a non-zero exit)."""
+
+
+class ExecutableMissing(ExecFailed):
+    """The container has no such program (the API server's InternalError on exec)."""
+
+
+@dataclass
+class ExecResult:
+    """Shaped like subprocess.CompletedProcess."""
+
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Cluster:
+    """One API server, as selected by the kubeconfig flags; counts the requests it makes."""
+
+    def __init__(self, target: "KubeTarget", sleep: Callable[[float], None] = time.sleep):
+        self.target = target
+        self.request_count = 0
+        self._sleep = sleep
+        self._api_client = None
+        self._served: dict[str, set[str]] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _client(self):
+        if self._api_client is None:
+            from kubernetes.client import ApiClient
+
+            configuration = self.target.client_configuration()
+            # urllib3's own retries would multiply --request-timeout and sleep for any Retry-After
+            # a server sends, unbounded; request_json retries itself, with bounds.
+            configuration.retries = False
+            if not configuration.verify_ssl:
+                # The user chose insecure-skip-tls-verify; kubectl does not nag about it either.
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._api_client = ApiClient(configuration)
+            self._api_client.user_agent = f"kubectl-waypoint/{__version__}"
+        return self._api_client
+
+    def _auth_headers(self) -> dict[str, str]:
+        configuration = self._client().configuration
+        token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        return {"authorization": token} if token else {}
+
+    def _describe_server(self) -> str:
+        return self.target.server or "the API server"
+
+    def request_json(self, method: str, path: str, query: dict | None = None, body: dict | None = None,
+                     resource: Resource | None = None, namespace: str | None = None, verb: str = "get",
+                     retry: bool | None = None) -> dict:
+        """One request with bounded retries for 429/5xx; returns the decoded JSON body.
+
+        Reads are retried; other requests only with `retry=True` (an access review changes nothing).
+        """
+        retry = method == "GET" if retry is None else retry
+        from kubernetes.client.exceptions import ApiException
+        import urllib3
+
+        client = self._client()
+        url = client.configuration.host.rstrip("/") + path
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        headers = {"Accept": "application/json", "User-Agent": client.user_agent, **self._auth_headers()}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        timeout = self.target.request_timeout
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            self.request_count += 1
+            log.debug("%s %s", method, url)
+            try:
+                response = client.rest_client.request(
+                    method, url, headers=dict(headers), body=body,
+                    _request_timeout=timeout if timeout else (30.0, None),
+                )
+                data = response.read() if hasattr(response, "read") else response.data
+                status = response.status
+                retry_after = response.getheader("Retry-After")
+            except ApiException as exc:  # TLS failures arrive as status 0
+                raise self._transport_error(exc) from exc
+            except urllib3.exceptions.ProtocolError as exc:  # the connection dropped mid-request
+                if retry and attempt < MAX_ATTEMPTS:
+                    delay = self._retry_delay(0, None, attempt)
+                    log.debug("connection dropped during %s, retrying in %.1fs", path, delay)
+                    self._sleep(delay)
+                    continue
+                raise self._transport_error(exc) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+            if status < 300:
+                try:
+                    return json.loads(data)
+                except ValueError as exc:
+                    raise ClusterUnavailable(f"{self._describe_server()} answered {path} with something that is not JSON; is --server a Kubernetes API server?") from exc
+            if status in (429, 500, 502, 503, 504) and retry and attempt < MAX_ATTEMPTS:
+                delay = self._retry_delay(status, retry_after, attempt)
+                log.debug("HTTP %s from %s, retrying in %.1fs", status, path, delay)
+                self._sleep(delay)
+                continue
+            raise self._status_error(status, data, path, resource, namespace, verb)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    @staticmethod
+    def _retry_delay(status: int, retry_after: str | None, attempt: int) -> float:
+        if retry_after:
+            try:
+                return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER_S)
+            except ValueError:
+                pass
+        return min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random() / 2)
+
+    def _transport_error(self, exc: Exception) -> ClusterUnavailable:
+        server = self._describe_server()
+        host = urlparse(server).netloc or server
+        text = str(exc)
+        lowered = text.lower()
+        if "certificate" in lowered or "ssl" in lowered:
+            return ClusterUnavailable(
+                f"the TLS certificate of {server} could not be verified ({_short_tls_reason(text)}); "
+                "check certificate-authority for this cluster in your kubeconfig"
+            )
+        if "timed out" in lowered or "timeout" in lowered:
+            limit = self.target.request_timeout
+            return ClusterUnavailable(
+                f"the API server {server} did not answer within {_fmt_seconds(limit) if limit else '30s (connect)'}; "
+                "check that it is up, or raise --request-timeout"
+            )
+        if "aborted" in lowered or "reset" in lowered or "closed connection" in lowered:
+            return ClusterUnavailable(
+                f"the API server {server} kept closing the connection without an answer; "
+                "check that it (or a proxy or load balancer in front of it) is healthy, then try again"
+            )
+        if "refused" in lowered:
+            return ClusterUnavailable(
+                f"the connection to the server {host} was refused - did you specify the right host or port?"
+            )
+        return ClusterUnavailable(f"cannot reach the API server {server}: {_first_line(text)}")
+
+    def _status_error(self, status: int, data: bytes, path: str, resource: Resource | None,
+                      namespace: str | None, verb: str) -> WaypointError:
+        message = _status_message(data)
+        if status == 401:
+            context = self.target.context or "in-cluster"
+            return ClusterUnavailable(
+                f"authentication to {self._describe_server()} failed (401 Unauthorized): the credentials of "
+                f'context "{context}" are invalid or expired; log in again'
+            )
+        if status == 410 and verb == "list":
+            return ContinueExpired(message or "continue token expired")
+        if status == 403 and resource is not None:
+            return PermissionDenied(verb, resource, namespace)
+        if status == 404 and resource is not None:
+            if verb == "list" or _is_group_missing(data):
+                return ResourceNotInstalled(resource)
+            return NotFound(message or f"{resource.plural} not found")
+        if status == 429 or status >= 500:
+            return ClusterUnavailable(
+                f"the API server {self._describe_server()} kept failing ({status}: {message or 'no message'}) for {path}; "
+                "try again later"
+            )
+        return ClusterUnavailable(f"the API server refused {verb} {path} ({status}: {message or 'no message'})")
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict:
+        path = resource.path(_segment(namespace, "namespace"), _segment(name, resource.plural[:-1] + " name"))
+        return self.request_json("GET", path, resource=resource, namespace=namespace)
+
+    def list(self, resource: Resource, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None, transform: Callable[[dict], object] = lambda item: item,
+             page_size: int = PAGE_SIZE) -> list:
+        """Every item, each passed through `transform` page by page so raw objects never pile up.
+
+        Selectors run on the server. When a continue token expires (410 Gone) the list starts over,
+        as kubectl does, at most LIST_RESTARTS times.
+        """
+        for _ in range(LIST_RESTARTS + 1):
+            results: list = []
+            token = None
+            try:
+                while True:
+                    page = self.request_json(
+                        "GET", resource.path(_segment(namespace, "namespace")),
+                        {"labelSelector": label_selector, "fieldSelector": field_selector,
+                         "limit": page_size, "continue": token},
+                        resource=resource, namespace=namespace, verb="list",
+                    )
+                    results.extend(transform(item) for item in page.get("items") or [])
+                    token = (page.get("metadata") or {}).get("continue")
+                    if not token:
+                        return results
+            except ContinueExpired:
+                log.debug("continue token for %s expired, restarting the list", resource.plural)
+        raise ClusterUnavailable(
+            f"the list of {resource.plural} kept expiring before it could be read to the end; try again"
+        )
+
+    def has_api(self, resource: Resource) -> bool:
+        """Whether the cluster serves this resource (one discovery request per group version).
+
+        Gateway API, Istio and Sail are CRDs: absent is normal on many clusters, not an error.
+        """
+        key = resource.group_version
+        if key not in self._served:
+            try:
+                doc = self.request_json("GET", resource.base, resource=resource, verb="get")
+                self._served[key] = {r.get("name") for r in doc.get("resources") or []}
+            except (ResourceNotInstalled, NotFound):
+                self._served[key] = set()
+        return resource.plural in self._served[key]
+
+    # -- exec -----------------------------------------------------------------------------
+
+    def exec(self, namespace: str, pod: str, container: str | None, argv: list[str],
+             stdin: bytes | None = None, timeout: float | None = None) -> ExecResult:
+        """Run argv in the container (never through a shell) and collect its output."""
+        stdout, stderr = bytearray(), bytearray()
+        session = self.exec_stream(namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+        for channel, data in session:
+            (stdout if channel == 1 else stderr).extend(data)
+        return ExecResult(argv, session.returncode, bytes(stdout), bytes(stderr))
+
+    def exec_stream(self, namespace: str, pod: str, container: str | None, argv: list[str],
+                    stdin: bytes | None = None, timeout: float | None = None) -> "ExecStream":
+        """Start argv in the container; iterate the result for (channel, bytes) as they arrive."""
+        from kubernetes.stream.ws_client import WSClient, get_websocket_url
+
+        client = self._client()
+        query = [("command", arg) for arg in argv]
+        if container:
+            query.append(("container", container))
+        query += [("stdin", "true" if stdin is not None else "false"), ("stdout", "true"),
+                  ("stderr", "true"), ("tty", "false")]
+        where = f"namespaces/{_segment(namespace, 'namespace')}/pods/{_segment(pod, 'pod name')}"
+        url = get_websocket_url(f"{client.configuration.host.rstrip('/')}/api/v1/{where}/exec")
+        url += "?" + urlencode(query)
+        self.request_count += 1
+        log.debug("exec in %s/%s (%s): %s", namespace, pod, container or "default container", argv)
+        try:
+            ws = WSClient(client.configuration, url, self._auth_headers(), capture_all=False, binary=True)
+        except Exception as exc:  # websocket-client raises its own types for handshake failures
+            raise self._exec_handshake_error(exc, namespace, pod, container) from exc
+        if stdin is not None:
+            ws.write_channel(0, stdin)
+            ws.close_channel(0)  # v5 tells the program its stdin has ended
+        return ExecStream(ws, argv, pod, namespace, timeout)
+
+    def _exec_handshake_error(self, exc: Exception, namespace: str, pod: str, container: str | None) -> WaypointError:
+        status = getattr(exc, "status_code", None)
+        body = getattr(exc, "resp_body", b"") or b""
+        text = _status_message(body) if body else str(exc)
+        if status == 404:
+            return NotFound(f'pod "{pod}" not found in namespace "{namespace}"')
+        if status == 403:
+            return PermissionDenied("create", Resource("", "v1", "pods"), namespace, subresource="exec")
+        if status == 401:
+            return self._status_error(401, body, "exec", None, namespace, "create")
+        if status == 400:
+            return ExecFailed(f'cannot exec into pod "{pod}" in namespace "{namespace}": {text}')
+        if status is None:
+            return self._transport_error(exc)
+        return ExecFailed(f'exec into pod "{pod}" in namespace "{namespace}" failed ({status}): {text}')
+
+
+class ExecStream:
+    """A running exec session: iterate for (channel, bytes); `returncode` once it has ended."""
+
+    def __init__(self, ws, argv: list[str], pod: str, namespace: str, timeout: float | None):
+        self._ws = ws
+        self.argv, self.pod, self.namespace = argv, pod, namespace
+        self._deadline = time.monotonic() + timeout if timeout else None
+        self.returncode: int | None = None
+        self.broken = False  # the stream ended without an exit status (connection cut)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        ws = self._ws
+        try:
+            while ws.is_open():
+                wait = 1.0 if self._deadline is None else min(1.0, self._deadline - time.monotonic())
+                if wait <= 0:
+                    raise ExecFailed(
+                        f'the command in pod "{self.pod}" did not finish in time; it was stopped'
+                    )
+                try:
+                    ws.update(timeout=wait)
+                except Exception as exc:  # a cut connection surfaces as websocket/socket errors
+                    log.debug("exec stream ended abruptly: %s", exc)
+                    break
+                for channel in (1, 2):
+                    data = ws.read_channel(channel)
+                    if data:
+                        yield channel, data
+            for channel in (1, 2):
+                data = ws.read_channel(channel)
+                if data:
+                    yield channel, data
+            self.returncode = self._read_status(ws.read_channel(3))
+        finally:
+            ws.close()
+
+    def _read_status(self, raw: bytes | str) -> int:
+        if not raw:
+            self.broken = True
+            return -1
+        try:
+            status = json.loads(raw)
+        except ValueError:
+            self.broken = True
+            return -1
+        if status.get("status") == "Success":
+            return 0
+        if status.get("reason") == "NonZeroExitCode":
+            for cause in (status.get("details") or {}).get("causes") or []:
+                if cause.get("reason") == "ExitCode":
+                    try:
+                        return int(cause.get("message"))
+                    except (TypeError, ValueError):
+                        break
+            return 1
+        message = status.get("message") or "unknown error"
+        if "executable file not found" in message or "no such file or directory" in message:
+            raise ExecutableMissing(
+                f'pod "{self.pod}" in namespace "{self.namespace}" has no "{self.argv[0]}" program: {_first_line(message)}'
+            )
+        raise ExecFailed(f'exec into pod "{self.pod}" in namespace "{self.namespace}" failed: {_first_line(message)}')
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+def _segment(value: str | None, what: str) -> str | None:
+    """A name as one path segment: user input must never reach another path or a query."""
+    if not value:
+        return value
+    if "/" in value or value in (".", ".."):
+        raise BadInput(f"{what} {value!r} is not a valid Kubernetes name; check the spelling")
+    return quote(value, safe="")
+
+
+def _status_message(data: bytes | str) -> str:
+    try:
+        doc = json.loads(data)
+    except (ValueError, TypeError):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+        return _first_line(text)
+    return doc.get("message", "") if isinstance(doc, dict) else ""
+
+
+def _is_group_missing(data: bytes) -> bool:
+    """kube-apiserver answers an unknown group path with a plain-text 404, not a Status."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, TypeError):
+        return True
+    return not (isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("details"))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else ""
+
+
+def _short_tls_reason(text: str) -> str:
+    lowered = text.lower()
+    if "unknown ca" in lowered or "unable to get local issuer" in lowered or "self-signed" in lowered or "self signed" in lowered:
+        return "certificate signed by unknown authority"
+    if "expired" in lowered:
+        return "certificate has expired"
+    if "hostname" in lowered or "ip address mismatch" in lowered:
+        return "certificate is not valid for this host"
+    return "certificate verify failed"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g}s"

@@ -1,0 +1,1 @@
+"""Renderers: they only consume finished results and write to a stream."""

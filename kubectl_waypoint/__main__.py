@@ -32,8 +32,23 @@ def usage_sentence(exc) -> str:
     return f"{message.rstrip('.')}; see {command} --help"
 
 
-def _wants_traceback(argv: list[str]) -> bool:
-    return any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+def requested_verbosity(argv: list[str]) -> int:
+    """The -v/--v level on the command line, in any of pflag's forms (the last one wins)."""
+    level = 0
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in ("-v", "--v"):
+            value = next(args, "")
+        elif arg.startswith(("-v=", "--v=")):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-v") and arg[2:].isdigit():
+            value = arg[2:]
+        else:
+            continue
+        level = int(value) if value.isdigit() else level
+    return level
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _restore_child_environment()
     args = list(sys.argv[1:] if argv is None else argv)
-    verbose = _wants_traceback(args)
+    from .cli import TRACEBACK_LEVEL
+
+    verbose = requested_verbosity(args) >= TRACEBACK_LEVEL
     try:
         result = cli.main(args=args, prog_name="kubectl waypoint", standalone_mode=False)
         return int(result or 0)
@@ -64,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`| head`); say nothing more, like other CLI tools.
         sys.stderr.close()
         return ExitCode.OK
-    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v 9
         if verbose:
             traceback.print_exc()
         click.echo(f"error: internal error: {type(exc).__name__}: {safe(str(exc))} "
-                   "(this is a bug in kubectl-waypoint; rerun with -v and report it)", err=True)
+                   "(this is a bug in kubectl-waypoint; rerun with -v 9 and report it)", err=True)
         return ExitCode.FAILED
 
 

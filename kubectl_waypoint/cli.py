@@ -17,7 +17,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def cluster_options(all_namespaces: bool = True):
-    """The kubectl flags every cluster command takes (kubectl passes them through unchanged)."""
+    """kubectl's global flags (genericclioptions), declared once for every cluster command.
+
+    kubectl passes a plugin its arguments unchanged and refuses global flags before the plugin
+    name, so a plugin must take them itself, with kubectl's spelling and meaning.
+    """
 
     def decorate(command):
         options = [
@@ -27,8 +31,24 @@ def cluster_options(all_namespaces: bool = True):
             click.option("--user", metavar="NAME", help="The kubeconfig user to use."),
             click.option("-n", "--namespace", metavar="NS",
                          help="Namespace (default: the context's namespace, else default)."),
+            click.option("-s", "--server", metavar="URL", help="The address and port of the Kubernetes API server."),
+            click.option("--token", metavar="TOKEN", help="Bearer token for authentication to the API server."),
+            click.option("--as", "impersonate", metavar="USER",
+                         help="Username to impersonate for the operation (a user or a service account)."),
+            click.option("--as-group", "impersonate_groups", metavar="GROUP", multiple=True,
+                         help="Group to impersonate for the operation (repeatable; needs --as)."),
+            click.option("--as-uid", "impersonate_uid", metavar="UID", help="UID to impersonate (needs --as)."),
+            click.option("--certificate-authority", metavar="PATH", help="Path to a cert file for the certificate authority."),
+            click.option("--client-certificate", metavar="PATH", help="Path to a client certificate file for TLS."),
+            click.option("--client-key", metavar="PATH", help="Path to a client key file for TLS."),
+            click.option("--insecure-skip-tls-verify", is_flag=True,
+                         help="Do not check the server's certificate (makes HTTPS insecure)."),
+            click.option("--tls-server-name", metavar="NAME",
+                         help="Server name for certificate validation and SNI (default: the server's host)."),
             click.option("--request-timeout", metavar="DURATION", default="0", show_default=True,
                          help="How long to wait for each API request (30s, 1m; 0 = no limit)."),
+            click.option("--cache-dir", metavar="PATH", help="Accepted for kubectl's sake; nothing is cached."),
+            click.option("--disable-compression", is_flag=True, help="Do not ask the server for compressed responses."),
         ]
         if all_namespaces:
             options.append(click.option("-A", "--all-namespaces", is_flag=True,
@@ -40,6 +60,41 @@ def cluster_options(all_namespaces: bool = True):
     return decorate
 
 
+def pflag_args(args: list[str], params: list[click.Parameter]) -> list[str]:
+    """kubectl's flag forms (spf13/pflag) click does not read: `-n=NS` and `--flag=true|false`."""
+    short_values = {opt for param in params if isinstance(param, click.Option) and not param.is_flag
+                    and not param.count for opt in param.opts + param.secondary_opts if len(opt) == 2}
+    flags = {opt for param in params if isinstance(param, click.Option) and param.is_flag
+             for opt in param.opts}
+    result: list[str] = []
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return result + args[index:]
+        name, equals, value = arg.partition("=")
+        if equals and name in short_values:
+            result += [name, value]
+        elif equals and name in flags:
+            if value.lower() not in ("1", "t", "true", "0", "f", "false"):
+                raise click.UsageError(f'invalid argument "{value}" for "{name}" flag: '
+                                       f'strconv.ParseBool: parsing "{value}": invalid syntax')
+            result += [name] if value.lower() in ("1", "t", "true") else []
+        else:
+            result.append(arg)
+    return result
+
+
+class KubectlStyleCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, pflag_args(args, self.get_params(ctx)))
+
+
+class KubectlStyleGroup(click.Group):
+    command_class = KubectlStyleCommand
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, pflag_args(args, self.get_params(ctx)))
+
+
 def output_option(*formats: str):
     return click.option("-o", "--output", type=click.Choice(formats), default=formats[0], show_default=True,
                         help="Output format.")
@@ -47,18 +102,23 @@ def output_option(*formats: str):
 
 def common_options(command):
     """-v and --no-color work before or after the command name."""
-    command = click.option("-v", "--verbose", count=True, expose_value=False, callback=_remember_verbose,
-                           help="Debug log on stderr and tracebacks on errors.")(command)
+    command = click.option("-v", "--v", "verbosity", type=click.IntRange(min=0), expose_value=False,
+                           callback=_remember_verbosity, metavar="N",
+                           help="Log level as in kubectl: 4 debug log, 6 one line per API request, "
+                                "9 also tracebacks of errors.")(command)
     command = click.option("--no-color", is_flag=True, expose_value=False, callback=_remember_no_color,
                            help="Plain output without colours (NO_COLOR is honoured too).")(command)
     return command
 
 
-def _remember_verbose(ctx: click.Context, _param, value: int) -> None:
-    settings = ctx.ensure_object(dict)
-    settings["verbose"] = settings.get("verbose", 0) + value
-    if value:
-        _configure_logging(settings["verbose"])
+DEBUG_LEVEL, REQUESTS_LEVEL, TRACEBACK_LEVEL = 4, 6, 9
+
+
+def _remember_verbosity(ctx: click.Context, _param, value: int | None) -> None:
+    settings = ctx.ensure_object(dict)  # shared by the group and its command
+    if value is not None:
+        settings["verbosity"] = value
+    _configure_logging(settings.get("verbosity", 0))
 
 
 def _remember_no_color(ctx: click.Context, _param, value: bool) -> None:
@@ -67,10 +127,45 @@ def _remember_no_color(ctx: click.Context, _param, value: bool) -> None:
 
 
 def _configure_logging(level: int) -> None:
+    """kubectl's -v levels: our debug log from 4, each API request from 6 (klog's line format).
+
+    Run for every invocation, so handlers of an earlier in-process run never linger.
+    """
     import logging
 
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG, format="debug: %(name)s: %(message)s", force=True)
-    logging.getLogger("urllib3").setLevel(logging.INFO if level < 2 else logging.DEBUG)
+    root, requests = logging.getLogger(), logging.getLogger("kubectl_waypoint.requests")
+    for logger in (root, requests):
+        for handler in [h for h in logger.handlers if getattr(h, "waypoint", False)]:
+            logger.removeHandler(handler)
+    requests.propagate = False
+    requests.setLevel(logging.INFO if level >= REQUESTS_LEVEL else logging.WARNING)
+    if level >= REQUESTS_LEVEL:
+        requests.addHandler(_stderr_handler(_KlogFormatter()))
+    if level >= DEBUG_LEVEL:
+        root.addHandler(_stderr_handler(logging.Formatter("debug: %(name)s: %(message)s")))
+        root.setLevel(logging.DEBUG)
+        logging.getLogger("urllib3").setLevel(logging.DEBUG if level >= TRACEBACK_LEVEL else logging.INFO)
+
+
+def _stderr_handler(formatter):
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.waypoint = True
+    return handler
+
+
+class _KlogFormatter:
+    """`I1127 17:44:56.210280   27415 transport.py:160] GET https://... 200 OK in 2 milliseconds`."""
+
+    def format(self, record) -> str:
+        import datetime
+        import os
+
+        moment = datetime.datetime.fromtimestamp(record.created)
+        return (f"I{moment:%m%d %H:%M:%S.%f} {os.getpid():>7} {record.filename}:{record.lineno}] "
+                f"{record.getMessage()}")
 
 
 def _settings() -> dict:
@@ -87,11 +182,13 @@ def with_cluster_flags(command):
     """Bundle the kubectl flags into one ClusterFlags argument named `flags`."""
 
     @functools.wraps(command)
-    def wrapper(kubeconfig, context, cluster, user, namespace, request_timeout, **kwargs):
+    def wrapper(**kwargs):
+        from dataclasses import fields
+
         from .kube.config import ClusterFlags
 
-        flags = ClusterFlags(kubeconfig=kubeconfig, context=context, cluster=cluster, user=user,
-                             namespace=namespace, request_timeout=request_timeout)
+        names = {field.name for field in fields(ClusterFlags)}
+        flags = ClusterFlags.from_params({name: kwargs.pop(name) for name in names if name in kwargs})
         return command(flags=flags, **kwargs)
 
     return wrapper
@@ -109,7 +206,7 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
         ctx.exit(ExitCode.OK)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=KubectlStyleGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print the plugin's version and commit, and exit.")
 @common_options

@@ -303,7 +303,8 @@ def build_verify_options(*, client, probe_config, proxy_status_file, alpha: floa
                          proxy_status_file=proxy_status_file, proxy_status_text=text)
 
 
-SCOPE_WORDS = {"cluster": "every namespace", "target": "the namespace checked", "control-plane": "istiod's namespace"}
+SCOPE_WORDS = {"cluster": "every namespace", "target": "the namespace checked", "control-plane": "istiod's namespace",
+               "waypoint": "the waypoints' namespaces"}
 
 
 def run_checks_list(output: str) -> int:

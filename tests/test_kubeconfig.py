@@ -16,6 +16,7 @@ import yaml
 
 from kubectl_waypoint.errors import BadInput, ClusterUnavailable, ExitCode
 from kubectl_waypoint.kube.config import ClusterFlags, parse_duration, resolve_target
+from kubectl_waypoint.kube.credentials import CredentialSource
 
 SECRET = "s3cr3t-t0ken-do-not-print"
 EXEC_V1 = "client.authentication.k8s.io/v1"
@@ -55,6 +56,11 @@ def read(path):
         return stream.read()
 
 
+def authorization(target):
+    """The Authorization header the target's requests carry (reads token files, runs exec plugins)."""
+    return CredentialSource(target.connection, target.environ).authorization()
+
+
 # -- choosing files --------------------------------------------------------------------------
 
 def test_single_file_gives_its_current_context(tmp_path):
@@ -78,7 +84,7 @@ def test_first_kubeconfig_file_wins_current_context_and_every_named_entry(tmp_pa
     target = resolve(tmp_path, env={"KUBECONFIG": os.pathsep.join([first, second])})
     assert (target.context, target.cluster, target.server, target.namespace) == (
         "shared", "c", "https://first:6443", "first-ns")
-    assert target.client_configuration().api_key["BearerToken"] == "Bearer first-token"
+    assert authorization(target) == "Bearer first-token"
     # Entries only the second file defines are still reachable.
     assert resolve(tmp_path, env={"KUBECONFIG": os.pathsep.join([first, second])}, context="other").server == \
         "https://c2:6443"
@@ -145,9 +151,8 @@ def test_in_cluster_service_account(tmp_path, host, extra_env, namespace_flag, s
                             service_account_dir=service_account(tmp_path))
     assert (target.in_cluster, target.context, target.server, target.namespace) == (True, None, server, namespace)
     assert target.namespace_explicit is (namespace_flag is not None)
-    configuration = target.client_configuration()
-    assert (configuration.host, configuration.ssl_ca_cert) == (server, os.path.join(tmp_path, "sa", "ca.crt"))
-    assert configuration.get_api_key_with_prefix("BearerToken") == f"bearer {SECRET}"
+    assert (target.connection.server, target.connection.tls.ca_file) == (server, os.path.join(tmp_path, "sa", "ca.crt"))
+    assert authorization(target) == f"Bearer {SECRET}"
 
 
 def test_in_cluster_without_namespace_file_uses_default(tmp_path):
@@ -209,7 +214,7 @@ def test_flags_override_the_context(tmp_path, two_of_each, flags, expected):
 
 def test_user_flag_changes_the_credentials(tmp_path, two_of_each):
     target = resolve(tmp_path, kubeconfig=two_of_each, user="prod-u")
-    assert target.client_configuration().api_key["BearerToken"] == "Bearer prod-token"
+    assert authorization(target) == "Bearer prod-token"
 
 
 def test_cluster_flag_works_without_any_context(tmp_path):
@@ -217,14 +222,14 @@ def test_cluster_flag_works_without_any_context(tmp_path):
                             users={"u": {"token": "t"}})
     target = resolve(tmp_path, kubeconfig=path, cluster="c", user="u")
     assert (target.context, target.cluster, target.user, target.server) == (None, "c", "u", "https://c:6443")
-    assert target.client_configuration().api_key["BearerToken"] == "Bearer t"
+    assert authorization(target) == "Bearer t"
 
 
 def test_context_naming_a_missing_user_is_anonymous_like_kubectl(tmp_path):
     path = write_kubeconfig(tmp_path / "config", current="x", clusters={"c": {"server": "https://c:6443"}},
                             contexts={"x": {"cluster": "c", "user": "ghost"}})
-    configuration = resolve(tmp_path, kubeconfig=path).client_configuration()
-    assert "BearerToken" not in configuration.api_key and configuration.cert_file is None
+    target = resolve(tmp_path, kubeconfig=path)
+    assert authorization(target) is None and target.connection.tls.cert_file is None
 
 
 @pytest.mark.parametrize("timeout, seconds", [(None, None), ("0", None), ("45s", 45.0), ("2", 2.0)])
@@ -249,11 +254,11 @@ def test_relative_paths_resolve_against_the_file_that_defined_each_entry(tmp_pat
     write_kubeconfig(dir_b / "config", current="other",
                               clusters={"b-cluster": {"server": "https://b:6443", "certificate-authority": "pki/ca.crt"}})
     monkeypatch.chdir(tmp_path)  # relative to the files, never to the working directory
-    configuration = resolve(tmp_path, env={"KUBECONFIG": os.pathsep.join(["a/config", "b/config"])}).client_configuration()
-    assert configuration.ssl_ca_cert == str(dir_b / "pki" / "ca.crt")
-    assert (configuration.cert_file, configuration.key_file) == (str(dir_a / "certs" / "client.crt"),
-                                                                 str(dir_a / "certs" / "client.key"))
-    assert configuration.api_key["BearerToken"] == f"Bearer {SECRET}"
+    target = resolve(tmp_path, env={"KUBECONFIG": os.pathsep.join(["a/config", "b/config"])})
+    tls = target.connection.tls
+    assert tls.ca_file == str(dir_b / "pki" / "ca.crt")
+    assert (tls.cert_file, tls.key_file) == (str(dir_a / "certs" / "client.crt"), str(dir_a / "certs" / "client.key"))
+    assert authorization(target) == f"Bearer {SECRET}"
 
 
 def test_inline_tls_data_and_insecure_flag_reach_the_configuration(tmp_path):
@@ -267,17 +272,11 @@ def test_inline_tls_data_and_insecure_flag_reach_the_configuration(tmp_path):
                   "insecure": {"server": "https://i:6443", "insecure-skip-tls-verify": True}},
         contexts={"x": {"cluster": "secure", "user": "u"}, "y": {"cluster": "insecure", "user": "u"}},
         users={"u": {"client-certificate-data": b64("INLINE CERT"), "client-key-data": b64("INLINE KEY")}})
-    secure = resolve(tmp_path, kubeconfig=path).client_configuration()
-    assert secure.host == "https://s:6443" and secure.verify_ssl is True and secure.tls_server_name == "api.internal"
-    assert [read(f) for f in (secure.ssl_ca_cert, secure.cert_file, secure.key_file)] == [
-        "INLINE CA", "INLINE CERT", "INLINE KEY"]
-    insecure = resolve(tmp_path, kubeconfig=path, context="y").client_configuration()
-    assert insecure.verify_ssl is False
-
-
-def test_client_configuration_is_built_once(tmp_path):
-    target = resolve(tmp_path, kubeconfig=simple_kubeconfig(tmp_path / "config"))
-    assert target.client_configuration() is target.client_configuration()
+    secure = resolve(tmp_path, kubeconfig=path).connection
+    assert secure.server == "https://s:6443" and secure.tls.insecure is False
+    assert secure.tls.server_name == "api.internal"
+    assert [secure.tls.ca_data, secure.tls.cert_data, secure.tls.key_data] == [b"INLINE CA", b"INLINE CERT", b"INLINE KEY"]
+    assert resolve(tmp_path, kubeconfig=path, context="y").connection.tls.insecure is True
 
 
 def test_resolving_does_not_import_kubernetes(tmp_path):
@@ -319,11 +318,11 @@ def test_same_choice_and_files_as_real_kubectl(tmp_path, monkeypatch, context):
     cluster, user, chosen = view["clusters"][0], view["users"][0], view["contexts"][0]
 
     target = resolve_target(ClusterFlags(context=context), environ=env, service_account_dir=str(tmp_path / "none"))
-    configuration = target.client_configuration()
+    tls = target.connection.tls
     assert (target.context, target.cluster, target.user, target.server, target.namespace) == (
         view["current-context"], cluster["name"], user["name"], cluster["cluster"]["server"],
         chosen["context"].get("namespace", "default"))
-    assert [read(f) for f in (configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file)] == [
+    assert [read(f) for f in (tls.ca_file, tls.cert_file, tls.key_file)] == [
         base64.b64decode(data).decode() for data in (cluster["cluster"]["certificate-authority-data"],
                                                      user["user"]["client-certificate-data"],
                                                      user["user"]["client-key-data"])]
@@ -375,7 +374,7 @@ def error_cases(tmp_path):
         ("cluster without server", {"kubeconfig": good, "context": "serverless"}, {}, ExitCode.CLUSTER,
          'cluster "no-server" has no server'),
         ("insecure with a CA", {"kubeconfig": good, "context": "conflict"}, {}, ExitCode.CLUSTER,
-         'cluster "both" sets both insecure-skip-tls-verify and a certificate authority'),
+         'the cluster of user "u" of context "conflict" sets both insecure-skip-tls-verify and a certificate authority'),
         ("nothing at all", {}, {}, ExitCode.CLUSTER,
          "no kubeconfig found: set KUBECONFIG, pass --kubeconfig, or run inside a pod"),
         ("bad --request-timeout", {"kubeconfig": good, "request_timeout": "abc"}, {}, ExitCode.USAGE,
@@ -393,18 +392,19 @@ def test_every_resolution_error_has_its_exit_code_and_sentence_and_no_secret(tmp
 
 
 @pytest.mark.parametrize("user, fragment", [
-    ({"tokenFile": "missing-token"}, 'the token file "{dir}/missing-token" of context "x" cannot be read'),
+    ({"tokenFile": "missing-token"}, 'the token file "{dir}/missing-token" of user "u" of context "x" cannot be read'),
     ({"token": SECRET, "client-certificate": "missing.crt", "client-key": "missing.key"},
-     'the credentials of context "x" cannot be used (File does not exist: {dir}/missing.crt)'),
+     'the file "{dir}/missing.crt" given by client-certificate in the kubeconfig for user "u" of context "x" '
+     "cannot be read"),
     ({"token": SECRET, "client-certificate-data": "not base64!", "client-key-data": "eA=="},
-     'the credentials of context "x" cannot be used'),
+     'client-certificate-data of user "u" of context "x" is not valid base64'),
 ])
-def test_credential_errors_surface_when_building_the_configuration(tmp_path, user, fragment):
+def test_credential_errors_surface_before_any_request(tmp_path, user, fragment):
+    """kubectl checks the files a kubeconfig names before it sends anything; so do we."""
     path = write_kubeconfig(tmp_path / "config", current="x", clusters={"c": {"server": "https://c:6443"}},
                             contexts={"x": {"cluster": "c", "user": "u"}}, users={"u": user})
-    target = resolve(tmp_path, kubeconfig=path)
     with pytest.raises(ClusterUnavailable) as caught:
-        target.client_configuration()
+        resolve(tmp_path, kubeconfig=path)
     assert caught.value.exit_code == ExitCode.CLUSTER
     assert fragment.format(dir=tmp_path) in caught.value.message
     assert SECRET not in caught.value.message
@@ -465,8 +465,7 @@ def test_exec_plugin_token_with_args_env_and_exec_info(tmp_path, monkeypatch):
                        "extensions": [{"name": "client.authentication.k8s.io/exec",
                                        "extension": {"audience": "waypoint"}}]})
     monkeypatch.chdir(tmp_path)  # the relative command resolves against the kubeconfig's folder
-    configuration = resolve(tmp_path, env={"PATH": "/usr/bin:/bin"}, kubeconfig=path).client_configuration()
-    assert configuration.api_key["BearerToken"] == "Bearer tok-arg1-eu-1"
+    assert authorization(resolve(tmp_path, env={"PATH": "/usr/bin:/bin"}, kubeconfig=path)) == "Bearer tok-arg1-eu-1"
     assert json.loads(read(tmp_path / "exec-info")) == {
         "kind": "ExecCredential", "apiVersion": EXEC_V1,
         "spec": {"interactive": False,
@@ -494,7 +493,7 @@ def test_exec_plugin_sees_what_real_kubectl_gives_it(tmp_path):
                    env=env, capture_output=True, check=False)  # port 1 refuses; the plugin has run by then
     from_kubectl = read(seen)
     seen.unlink()
-    resolve(tmp_path, env=env, kubeconfig=path).client_configuration()
+    authorization(resolve(tmp_path, env=env, kubeconfig=path))
     assert read(seen) == from_kubectl
 
 
@@ -504,13 +503,15 @@ def test_exec_plugin_found_on_path_returning_a_client_certificate(tmp_path):
               "clientKeyData": "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n"}
     write_plugin(bin_dir / "cert-plugin", f"cat <<'EOF'\n{credential(status)}\nEOF\n")
     path = exec_kubeconfig(tmp_path, {"command": "cert-plugin"})
-    configuration = resolve(tmp_path, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, kubeconfig=path).client_configuration()
-    assert read(configuration.cert_file) == status["clientCertificateData"]
-    assert read(configuration.key_file) == status["clientKeyData"]
-    assert "BearerToken" not in configuration.api_key
+    target = resolve(tmp_path, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, kubeconfig=path)
+    source = CredentialSource(target.connection, target.environ)
+    issued = source.client_certificate()
+    assert (issued.cert_pem.decode(), issued.key_pem.decode()) == (status["clientCertificateData"],
+                                                                   status["clientKeyData"])
+    assert source.authorization() is None
 
 
-def test_expired_exec_token_is_refreshed_through_the_client_hook(tmp_path):
+def test_exec_token_is_cached_until_its_expiry_and_no_longer(tmp_path):
     counter = tmp_path / "runs"
     # Only the first answer carries an expiry: a refreshed token without one must not be fetched again.
     write_plugin(tmp_path / "kube" / "refresh", f"""\
@@ -521,16 +522,16 @@ def test_expired_exec_token_is_refreshed_through_the_client_hook(tmp_path):
         printf '{{"apiVersion":"{EXEC_V1}","kind":"ExecCredential","status":{{"token":"tok-%s"%s}}}}' "$runs" "$expiry"
     """)
     expired = exec_kubeconfig(tmp_path, {"command": "./refresh", "env": [{"name": "EXPIRY", "value": "2000-01-01T00:00:00Z"}]})
-    configuration = resolve(tmp_path, kubeconfig=expired).client_configuration()
-    assert configuration.api_key["BearerToken"] == "Bearer tok-1"
-    assert configuration.get_api_key_with_prefix("BearerToken") == "Bearer tok-2"
-    assert configuration.get_api_key_with_prefix("BearerToken") == "Bearer tok-2"
+    target = resolve(tmp_path, kubeconfig=expired)
+    source = CredentialSource(target.connection, target.environ)
+    assert [source.authorization() for _ in range(3)] == ["Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]
     assert read(counter).count("x") == 2
 
     counter.unlink()
     lasting = exec_kubeconfig(tmp_path, {"command": "./refresh", "env": [{"name": "EXPIRY", "value": "2999-01-01T00:00:00Z"}]})
-    configuration = resolve(tmp_path, kubeconfig=lasting).client_configuration()
-    assert configuration.get_api_key_with_prefix("BearerToken") == "Bearer tok-1"
+    target = resolve(tmp_path, kubeconfig=lasting)
+    source = CredentialSource(target.connection, target.environ)
+    assert [source.authorization() for _ in range(3)] == ["Bearer tok-1"] * 3
     assert read(counter).count("x") == 1
 
 
@@ -538,13 +539,15 @@ def test_exec_plugin_is_skipped_when_the_user_has_a_client_certificate(tmp_path)
     path = exec_kubeconfig(tmp_path, {"command": "never-installed"},
                            user_extra={"client-certificate-data": base64.b64encode(b"CERT").decode(),
                                        "client-key-data": base64.b64encode(b"KEY").decode()})
-    assert read(resolve(tmp_path, kubeconfig=path).client_configuration().cert_file) == "CERT"
+    target = resolve(tmp_path, kubeconfig=path)
+    assert target.connection.credentials.exec_config is None and target.connection.tls.cert_data == b"CERT"
+    assert authorization(target) is None
 
 
 @pytest.mark.parametrize("script, exec_extra, fragments", [
     (f"echo '{SECRET}' >&2\necho '{SECRET}'\nexit 3\n", {},
-     ['exec credential plugin "{cmd}" for context "eks" failed with exit code 3']),
-    (f"echo 'not json {SECRET}'\n", {}, ['exec credential plugin "{cmd}" for context "eks" did not print an ExecCredential']),
+     ['exec credential plugin "{cmd}" for user "u" of context "eks" failed with exit code 3']),
+    (f"echo 'not json {SECRET}'\n", {}, ['exec credential plugin "{cmd}" for user "u" of context "eks" did not print an ExecCredential']),
     ("printf '%s' '" + json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
                                    "status": {"token": SECRET}}) + "'\n", {}, ["answered with another apiVersion"]),
     ("printf '%s' '" + credential({"clientCertificateData": SECRET}) + "'\n", {},
@@ -558,7 +561,7 @@ def test_failing_exec_plugin_names_itself_and_the_context_but_not_its_output(tmp
     command = write_plugin(tmp_path / "bin" / "flaky", script)
     target = resolve(tmp_path, kubeconfig=exec_kubeconfig(tmp_path, {"command": command, **exec_extra}))
     with pytest.raises(ClusterUnavailable) as caught:
-        target.client_configuration()
+        authorization(target)
     assert caught.value.exit_code == ExitCode.CLUSTER
     for fragment in fragments:
         assert fragment.format(cmd=command) in caught.value.message
@@ -567,14 +570,14 @@ def test_failing_exec_plugin_names_itself_and_the_context_but_not_its_output(tmp
 
 @pytest.mark.parametrize("hint, expected", [
     ("Install it with:\n  gcloud components install gke-gcloud-auth-plugin\n",
-     'exec credential plugin "gke-gcloud-auth-plugin" for context "eks" was not found: '
+     'exec credential plugin "gke-gcloud-auth-plugin" for user "u" of context "eks" was not found: '
      "Install it with: gcloud components install gke-gcloud-auth-plugin"),
-    (None, 'exec credential plugin "gke-gcloud-auth-plugin" for context "eks" was not found: '
+    (None, 'exec credential plugin "gke-gcloud-auth-plugin" for user "u" of context "eks" was not found: '
            "install it or fix the command in the kubeconfig"),
 ])
 def test_missing_exec_plugin_gives_its_install_hint(tmp_path, hint, expected):
     exec_config = {"command": "gke-gcloud-auth-plugin", **({"installHint": hint} if hint else {})}
     target = resolve(tmp_path, env={"PATH": str(tmp_path)}, kubeconfig=exec_kubeconfig(tmp_path, exec_config))
     with pytest.raises(ClusterUnavailable) as caught:
-        target.client_configuration()
+        authorization(target)
     assert caught.value.message == expected

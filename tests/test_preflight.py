@@ -10,7 +10,8 @@ import yaml
 from kubectl_waypoint.errors import ClusterUnavailable, ExitCode
 from kubectl_waypoint.kube.client import Cluster, PermissionDenied
 from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
-from kubectl_waypoint.kube.preflight import preflight, render_cluster_role, render_role_variant
+from kubectl_waypoint.kube.preflight import preflight, render_cluster_role
+from kubectl_waypoint.rbac import rbac_documents
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sim.access import AccessRules, Attributes, authorizations, forbidden_reason
 
@@ -28,11 +29,11 @@ def cluster(tmp_path):
         asked: list[tuple[str, str, str, str]] = []
         review = sim.access.review
 
-        def recording(spec: dict) -> dict:
+        def recording(spec: dict, *asker) -> dict:
             a = spec["resourceAttributes"]
             resource = a["resource"] + (f"/{a['subresource']}" if a.get("subresource") else "")
             asked.append((a.get("namespace", ""), a.get("group", ""), resource, a["verb"]))
-            return review(spec)
+            return review(spec, *asker)
 
         sim.access.review = recording
         kubeconfig = sim.write_kubeconfig(str(tmp_path / f"kubeconfig-{len(started)}"))
@@ -66,7 +67,7 @@ def test_role_variant_grants_each_namespace_exactly_what_is_asked_there(cluster)
     _, client, asked = cluster("sail")
     for command in ("skew", "verify", "probe"):
         preflight(client, command, NAMESPACE)
-    documents = list(yaml.safe_load_all(render_role_variant(NAMESPACE)))
+    documents = rbac_documents("all", NAMESPACE, [])
     by_namespace = {doc["metadata"].get("namespace", ""): doc for doc in documents}
     assert by_namespace[""]["kind"] == "ClusterRole" and by_namespace[NAMESPACE]["kind"] == "Role"
     assert set(by_namespace) == {"", NAMESPACE, "istio-system"}
@@ -223,3 +224,15 @@ def test_readme_cluster_role_is_the_generated_one():
     text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     block = text.split("## RBAC", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == render_cluster_role()
+
+
+@pytest.mark.parametrize("version,denied", [("v1.32.4", "get"), ("v1.35.0", "get"), ("v1.35.0", "create")])
+def test_a_refused_exec_names_the_verb_the_api_server_refused(cluster, version, denied):
+    sim, client, _ = cluster("bookinfo")
+    sim.kubernetes_version = version
+    sim.deny(denied, "pods/exec", "curl")
+    (pod,) = [p["metadata"]["name"] for p in sim.scenario.find("Pod", "curl")]
+    with pytest.raises(ClusterUnavailable) as raised:
+        client.exec("curl", pod, None, ["curl", "--version"])
+    assert f'cannot {denied} pods/exec in namespace "curl"' in raised.value.message
+    assert "exec needs get and create on pods/exec" in raised.value.message

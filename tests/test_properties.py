@@ -18,6 +18,7 @@ from kubectl_waypoint.discovery import DATA_PLANE_KINDS, SailResources, group_wo
 from kubectl_waypoint.errors import WaypointError
 from kubectl_waypoint.kube.client import Cluster
 from kubectl_waypoint.kube.config import ClusterFlags, parse_duration, resolve_target
+from kubectl_waypoint.kube.transport import Transport
 from kubectl_waypoint.probe.stats import parse_weights
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sync import parse_proxy_status, parse_syncz
@@ -158,8 +159,9 @@ def test_kubeconfig_files(text):
             f.write(text)
         # No PATH: a generated exec plugin name must never find a real program to run.
         target = clear_or_error(resolve_target, ClusterFlags(kubeconfig=path), {"PATH": ""}, home, quoting=text)
-        if target is not None:
-            clear_or_error(target.client_configuration, quoting=text)
+        if target is not None:  # what the first request does with it: credentials and TLS
+            transport = Transport(target.connection, target.environ, user_agent="test")
+            clear_or_error(lambda: (transport.headers(), transport.ssl_context()), quoting=text)
 
 
 # -- malformed cluster objects -------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -21,6 +22,7 @@ from .resources import Resource
 
 if TYPE_CHECKING:
     from .config import KubeTarget
+    from .transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -84,32 +86,18 @@ class Cluster:
         self.target = target
         self.request_count = 0
         self._sleep = sleep
-        self._api_client = None
+        self._transport_instance = None
         self._served: dict[str, set[str]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _client(self):
-        if self._api_client is None:
-            from kubernetes.client import ApiClient
+    def _transport(self) -> "Transport":
+        if self._transport_instance is None:
+            from .transport import Transport
 
-            configuration = self.target.client_configuration()
-            # urllib3's own retries would multiply --request-timeout and sleep for any Retry-After
-            # a server sends, unbounded; request_json retries itself, with bounds.
-            configuration.retries = False
-            if not configuration.verify_ssl:
-                # The user chose insecure-skip-tls-verify; kubectl does not nag about it either.
-                import urllib3
-
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            self._api_client = ApiClient(configuration)
-            self._api_client.user_agent = f"kubectl-waypoint/{__version__}"
-        return self._api_client
-
-    def _auth_headers(self) -> dict[str, str]:
-        configuration = self._client().configuration
-        token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
-        return {"authorization": token} if token else {}
+            self._transport_instance = Transport(self.target.connection, self.target.environ,
+                                                 user_agent=f"kubectl-waypoint/{__version__}")
+        return self._transport_instance
 
     def _describe_server(self) -> str:
         return self.target.server or "the API server"
@@ -120,32 +108,29 @@ class Cluster:
         """One request with bounded retries for 429/5xx; returns the decoded JSON body.
 
         Reads are retried; other requests only with `retry=True` (an access review changes nothing).
+        A 401 fetches the credential again (exec plugin, token file) and retries once if it changed.
         """
         retry = method == "GET" if retry is None else retry
-        from kubernetes.client.exceptions import ApiException
         import urllib3
 
-        client = self._client()
-        url = client.configuration.host.rstrip("/") + path
+        transport = self._transport()
+        url = self.target.server.rstrip("/") + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        headers = {"Accept": "application/json", "User-Agent": client.user_agent, **self._auth_headers()}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        payload = json.dumps(body).encode() if body is not None else None
         timeout = self.target.request_timeout
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
             self.request_count += 1
-            log.debug("%s %s", method, url)
+            headers = [("Accept", "application/json"), *transport.headers()]
+            if payload is not None:
+                headers.append(("Content-Type", "application/json"))
             try:
-                response = client.rest_client.request(
-                    method, url, headers=dict(headers), body=body,
-                    _request_timeout=timeout if timeout else (30.0, None),
-                )
-                data = response.read() if hasattr(response, "read") else response.data
-                status = response.status
-                retry_after = response.getheader("Retry-After")
-            except ApiException as exc:  # TLS failures arrive as status 0
-                raise self._transport_error(exc) from exc
+                response = transport.request(method, url, headers, payload,
+                                             timeout=urllib3.Timeout(total=timeout) if timeout
+                                             else urllib3.Timeout(connect=30.0, read=None))
             except urllib3.exceptions.ProtocolError as exc:  # the connection dropped mid-request
                 if retry and attempt < MAX_ATTEMPTS:
                     delay = self._retry_delay(0, None, attempt)
@@ -155,18 +140,23 @@ class Cluster:
                 raise self._transport_error(exc) from exc
             except urllib3.exceptions.HTTPError as exc:
                 raise self._transport_error(exc) from exc
+            status, data = response.status, response.data
             if status < 300:
                 try:
                     return json.loads(data)
                 except ValueError as exc:
                     raise ClusterUnavailable(f"{self._describe_server()} answered {path} with something that is not JSON; is --server a Kubernetes API server?") from exc
+            if status == 401 and not refreshed:
+                refreshed = True
+                if transport.credentials.refresh():
+                    log.debug("401 from %s: the credential was renewed, retrying once", path)
+                    continue
             if status in (429, 500, 502, 503, 504) and retry and attempt < MAX_ATTEMPTS:
-                delay = self._retry_delay(status, retry_after, attempt)
+                delay = self._retry_delay(status, response.headers.get("Retry-After"), attempt)
                 log.debug("HTTP %s from %s, retrying in %.1fs", status, path, delay)
                 self._sleep(delay)
                 continue
             raise self._status_error(status, data, path, resource, namespace, verb)
-        raise AssertionError("unreachable")  # the loop always returns or raises
 
     @staticmethod
     def _retry_delay(status: int, retry_after: str | None, attempt: int) -> float:
@@ -182,6 +172,14 @@ class Cluster:
         host = urlparse(server).netloc or server
         text = str(exc)
         lowered = text.lower()
+        proxy = self.target.connection.proxy
+        if proxy and _is_proxy_failure(exc):
+            proxy_host = urlparse(proxy).netloc.rpartition("@")[2]  # never the proxy's password
+            from_kubeconfig = bool(self.target.connection.cluster_entry.get("proxy-url"))
+            return ClusterUnavailable(
+                f"the proxy {proxy_host} ({'proxy-url in the kubeconfig' if from_kubeconfig else 'HTTPS_PROXY'}) "
+                f"did not carry the connection to {host}: check that the proxy is up and lets you through"
+                + ("" if from_kubeconfig else f", or add {urlparse(server).hostname} to NO_PROXY"))
         if "certificate" in lowered or "ssl" in lowered:
             return ClusterUnavailable(
                 f"the TLS certificate of {server} could not be verified ({_short_tls_reason(text)}); "
@@ -291,23 +289,31 @@ class Cluster:
     def exec_stream(self, namespace: str, pod: str, container: str | None, argv: list[str],
                     stdin: bytes | None = None, timeout: float | None = None) -> "ExecStream":
         """Start argv in the container; iterate the result for (channel, bytes) as they arrive."""
-        from kubernetes.stream.ws_client import WSClient, get_websocket_url
-
-        client = self._client()
+        transport = self._transport()
         query = [("command", arg) for arg in argv]
         if container:
             query.append(("container", container))
         query += [("stdin", "true" if stdin is not None else "false"), ("stdout", "true"),
                   ("stderr", "true"), ("tty", "false")]
         where = f"namespaces/{_segment(namespace, 'namespace')}/pods/{_segment(pod, 'pod name')}"
-        url = get_websocket_url(f"{client.configuration.host.rstrip('/')}/api/v1/{where}/exec")
+        base = self.target.server.rstrip("/")
+        url = ("wss" + base[5:] if base.startswith("https") else "ws" + base[4:]) + f"/api/v1/{where}/exec"
         url += "?" + urlencode(query)
-        self.request_count += 1
         log.debug("exec in %s/%s (%s): %s", namespace, pod, container or "default container", argv)
-        try:
-            ws = WSClient(client.configuration, url, self._auth_headers(), capture_all=False, binary=True)
-        except Exception as exc:  # websocket-client raises its own types for handshake failures
-            raise self._exec_handshake_error(exc, namespace, pod, container) from exc
+        refreshed = False
+        while True:
+            self.request_count += 1
+            try:
+                ws = _channels(transport.open_websocket(url, transport.headers()))
+                break
+            except WaypointError:
+                raise
+            except Exception as exc:  # websocket-client raises its own types for handshake failures
+                if getattr(exc, "status_code", None) == 401 and not refreshed:
+                    refreshed = True
+                    if transport.credentials.refresh():
+                        continue
+                raise self._exec_handshake_error(exc, namespace, pod, container) from exc
         if stdin is not None:
             ws.write_channel(0, stdin)
             ws.close_channel(0)  # v5 tells the program its stdin has ended
@@ -320,7 +326,13 @@ class Cluster:
         if status == 404:
             return NotFound(f'pod "{pod}" not found in namespace "{namespace}"')
         if status == 403:
-            return PermissionDenied("create", Resource("", "v1", "pods"), namespace, subresource="exec")
+            # The API server names the verb it refused: `get` for a WebSocket exec on every version,
+            # `create` as well from Kubernetes 1.35 (KEP-4006); a role needs both.
+            refused = re.search(r'cannot (\w+) resource "pods/exec"', text)
+            denied = PermissionDenied(refused.group(1) if refused else "get", Resource("", "v1", "pods"), namespace,
+                                      subresource="exec")
+            denied.message = denied.message.replace("; ask your", "; exec needs get and create on pods/exec: ask your")
+            return denied
         if status == 401:
             return self._status_error(401, body, "exec", None, namespace, "create")
         if status == 400:
@@ -328,6 +340,23 @@ class Cluster:
         if status is None:
             return self._transport_error(exc)
         return ExecFailed(f'exec into pod "{pod}" in namespace "{namespace}" failed ({status}): {text}')
+
+
+def _channels(websocket):
+    """The kubernetes client's channel reader (v4/v5 framing) over a WebSocket we opened ourselves.
+
+    Its own constructor opens the connection with only the Authorization header and its own
+    proxy handling; ours carries impersonation and every proxy kind (kube/transport.py).
+    """
+    from kubernetes.stream.ws_client import WSClient, _IgnoredIO
+
+    client = WSClient.__new__(WSClient)
+    client._connected, client._channels, client._closed_channels = True, {}, set()
+    client.binary, client.newline, client._returncode = True, b"\n", None
+    client._all = _IgnoredIO()  # no copy of all output (capture_all=False)
+    client.sock = websocket
+    client.subprotocol = websocket.getsubprotocol() or (websocket.getheaders() or {}).get("sec-websocket-protocol")
+    return client
 
 
 class ExecStream:
@@ -421,6 +450,17 @@ def _is_group_missing(data: bytes) -> bool:
     except (ValueError, TypeError):
         return True
     return not (isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("details"))
+
+
+def _is_proxy_failure(exc: Exception) -> bool:
+    """urllib3's ProxyError, a SOCKS failure, or our own CONNECT refusal (exec)."""
+    import urllib3
+
+    from .transport import ProxyRefused
+
+    if isinstance(exc, (urllib3.exceptions.ProxyError, ProxyRefused)):
+        return True
+    return type(exc).__module__.startswith(("socks", "urllib3.contrib.socks")) or "socks" in str(exc).lower()
 
 
 def _first_line(text: str) -> str:

@@ -1,15 +1,14 @@
 """Pick the API server and credentials exactly as kubectl does (client-go's clientcmd rules).
 
-The Python client's own merger lets a later KUBECONFIG file win `current-context` and fails on
-an empty file, so the merge and the choice of context happen here, on plain dicts. Only the one chosen context is handed to the client's `KubeConfigLoader`, which
-knows TLS data, tokens and client certificates; its exec-plugin and tokenFile handling is
-replaced with client-go's behaviour. `kubernetes` is imported only when a Configuration is built.
+The merge of KUBECONFIG files and the choice of context happen here, on plain dicts (the Python
+client's merger lets a later file win `current-context`); kube/connection.py then applies
+kubectl's flags to the chosen cluster and user. Nothing here talks to the network: the
+credentials are fetched (token files read, exec plugins run) by kube/credentials.py on first use.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import re
@@ -17,15 +16,13 @@ import shutil
 import subprocess
 import sys
 import unicodedata
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
 
 import yaml
 
 from ..errors import BadInput, ClusterUnavailable
-
-if TYPE_CHECKING:
-    import kubernetes
+from .connection import Connection, build_connection, cluster_overrides, merge_cluster, merge_user, user_overrides
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_CLUSTER_EXTENSION = "client.authentication.k8s.io/exec"  # per-cluster config for exec plugins
@@ -39,7 +36,7 @@ _FILE_FIELDS = {"clusters": ("certificate-authority",), "contexts": (),
 
 @dataclass(frozen=True)
 class ClusterFlags:
-    """kubectl's global flags, which a plugin has to take itself."""
+    """kubectl's global flags, which a plugin has to take itself (genericclioptions.ConfigFlags)."""
 
     kubeconfig: str | None = None
     context: str | None = None
@@ -47,13 +44,32 @@ class ClusterFlags:
     user: str | None = None
     namespace: str | None = None
     request_timeout: str | None = None  # kubectl syntax
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
+    impersonate: str | None = None  # --as
+    impersonate_groups: tuple[str, ...] = ()  # --as-group, repeatable
+    impersonate_uid: str | None = None  # --as-uid
+    certificate_authority: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    insecure_skip_tls_verify: bool = False
+    tls_server_name: str | None = None
+    cache_dir: str | None = None  # accepted for kubectl's sake; the plugin caches no discovery
+    disable_compression: bool = False
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **replace: Any) -> "ClusterFlags":
+        """The flags out of click's parameters (names as in cli.cluster_options)."""
+        values = {f.name: params.get(f.name) for f in fields(cls) if params.get(f.name) is not None}
+        values["impersonate_groups"] = tuple(values.get("impersonate_groups") or ())
+        return cls(**{**values, **replace})
 
 
 @dataclass
 class KubeTarget:
     """The API server, identity and namespace one command talks to."""
 
-    context: str | None  # None in-cluster, or when only --cluster names the cluster
+    context: str | None  # None in-cluster, or when only --cluster/--server names the cluster
     cluster: str | None
     user: str | None
     server: str  # API server URL
@@ -61,17 +77,8 @@ class KubeTarget:
     namespace_explicit: bool  # True when -n was given
     request_timeout: float | None  # seconds; None = no timeout (kubectl "0")
     in_cluster: bool
-    # The chosen context as a one-context kubeconfig (paths absolute); None in-cluster.
-    _kubeconfig: dict | None = field(default=None, repr=False, compare=False)
-    _environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
-    _service_account_dir: str = field(default=SERVICE_ACCOUNT_DIR, repr=False, compare=False)
-    _configuration: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def client_configuration(self) -> "kubernetes.client.Configuration":
-        """The client Configuration for this target, built once (this runs exec plugins)."""
-        if self._configuration is None:
-            self._configuration = _build_configuration(self)
-        return self._configuration
+    connection: Connection = field(repr=False)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)  # for exec plugins
 
     def describe(self) -> str:
         """Who is talking, for error messages: the context, else what stands in for it."""
@@ -79,7 +86,9 @@ class KubeTarget:
             return "the in-cluster service account"
         if self.context is not None:
             return f'context "{self.context}"'
-        return f'cluster "{self.cluster}"'
+        if self.cluster is not None:
+            return f'cluster "{self.cluster}"'
+        return f"the server {self.server}"
 
 
 # -- durations -------------------------------------------------------------------------------
@@ -220,7 +229,7 @@ class _NoClusterChosen(ClusterUnavailable):
 @dataclass(frozen=True)
 class _Choice:
     context: str | None
-    cluster: str
+    cluster: str | None
     user: str | None
     context_entry: dict
     cluster_entry: dict
@@ -248,13 +257,9 @@ def choose_context(config: MergedKubeconfig, flags: ClusterFlags, searched: str)
     if not cluster_name or cluster_name not in config.clusters:
         raise _NoClusterChosen(_no_cluster_message(config, context_name, cluster_name, searched))
     cluster_entry = config.clusters[cluster_name]
-    if not cluster_entry.get("server"):
+    if not cluster_entry.get("server") and not flags.server:
         raise ClusterUnavailable(f'cluster "{cluster_name}" has no server {where}: '
                                  "set one with kubectl config set-cluster --server")
-    if cluster_entry.get("insecure-skip-tls-verify") and (
-            cluster_entry.get("certificate-authority") or cluster_entry.get("certificate-authority-data")):
-        raise ClusterUnavailable(f'cluster "{cluster_name}" sets both insecure-skip-tls-verify and a certificate '
-                                 "authority, which kubectl refuses too: remove one of them")
     # A context naming a user that does not exist means anonymous access in kubectl, not an error.
     user_name = flags.user or _name(context_entry.get("user"))
     return _Choice(context=context_name or None, cluster=cluster_name, user=user_name,
@@ -315,42 +320,46 @@ def resolve_target(flags: ClusterFlags, environ: Mapping[str, str] | None = None
     config = load_merged_kubeconfig(paths, explicit=bool(flags.kubeconfig))
     searched = ", ".join(config.files) if config.files else _describe_missing(flags, environ, paths)
     can_use_pod = in_cluster_possible(environ, service_account_dir)
+    cluster_flags, user_flags = cluster_overrides(flags), user_overrides(flags)
+    flag_fields = set(cluster_flags) | set(user_flags)
     try:
         choice = choose_context(config, flags, searched)
     except _NoClusterChosen:
-        if not can_use_pod:
+        if can_use_pod:  # client-go: an empty kubeconfig means the pod's service account, flags applied
+            account = {"certificate-authority": os.path.join(service_account_dir, "ca.crt"),
+                       "server": in_cluster_server(environ)}
+            cluster = merge_cluster(account, cluster_flags)
+            user = merge_user({"tokenFile": os.path.join(service_account_dir, "token")}, user_flags)
+            return KubeTarget(context=None, cluster=None, user=None, server=str(cluster["server"]).rstrip("/"),
+                              namespace=flags.namespace or in_cluster_namespace(environ, service_account_dir),
+                              namespace_explicit=bool(flags.namespace), request_timeout=timeout, in_cluster=True,
+                              connection=build_connection(cluster, user, who="the in-cluster service account",
+                                                          flag_fields=flag_fields, environ=environ),
+                              environ=environ)
+        if not flags.server:
             raise
-        return KubeTarget(context=None, cluster=None, user=None, server=in_cluster_server(environ),
-                          namespace=flags.namespace or in_cluster_namespace(environ, service_account_dir),
-                          namespace_explicit=bool(flags.namespace), request_timeout=timeout, in_cluster=True,
-                          _environ=environ, _service_account_dir=service_account_dir)
+        choice = _Choice(context=None, cluster=None, user=flags.user, context_entry={}, cluster_entry={},
+                         user_entry=config.users.get(flags.user) if flags.user else None)
     if flags.namespace:
         namespace = flags.namespace
     elif choice.context_entry.get("namespace"):
         namespace = str(choice.context_entry["namespace"])
     else:  # kubectl falls back to the pod's namespace whenever in-cluster access is possible
         namespace = in_cluster_namespace(environ, service_account_dir) if can_use_pod else "default"
-    return KubeTarget(context=choice.context, cluster=choice.cluster, user=choice.user,
-                      server=str(choice.cluster_entry["server"]).rstrip("/"), namespace=namespace,
-                      namespace_explicit=bool(flags.namespace), request_timeout=timeout, in_cluster=False,
-                      _kubeconfig=_single_context_kubeconfig(choice), _environ=environ,
-                      _service_account_dir=service_account_dir)
+    cluster = merge_cluster(choice.cluster_entry, cluster_flags)
+    user = merge_user(choice.user_entry, user_flags)
+    who = (f'user "{choice.user}"' if choice.user else "the anonymous user") + (
+        f' of context "{choice.context}"' if choice.context else "")
+    connection = build_connection(cluster, user, who=who, flag_fields=flag_fields, environ=environ)
+    return KubeTarget(context=choice.context, cluster=choice.cluster, user=choice.user, server=connection.server,
+                      namespace=namespace, namespace_explicit=bool(flags.namespace), request_timeout=timeout,
+                      in_cluster=False, connection=connection, environ=environ)
 
 
 def _describe_missing(flags: ClusterFlags, environ: Mapping[str, str], paths: list[str]) -> str:
     if environ.get("KUBECONFIG") and not flags.kubeconfig:
         return "KUBECONFIG names only missing files: " + ", ".join(paths)
     return f"{paths[0]} does not exist"
-
-
-def _single_context_kubeconfig(choice: _Choice) -> dict:
-    """The chosen context alone, in the shape the client's KubeConfigLoader reads."""
-    name = choice.context or "kubectl-waypoint"
-    users = [{"name": choice.user, "user": choice.user_entry}] if choice.user_entry is not None else []
-    return {"current-context": name,
-            "contexts": [{"name": name, "context": {"cluster": choice.cluster, "user": choice.user or ""}}],
-            "clusters": [{"name": choice.cluster, "cluster": choice.cluster_entry}],
-            "users": users}
 
 
 # -- exec credential plugins (client-go's behaviour) -----------------------------------------
@@ -462,88 +471,8 @@ def _exec_status(stdout: bytes, api_version: str, label: str) -> dict:
     return status
 
 
-def _stdin_is_terminal() -> bool:
+def stdin_is_terminal() -> bool:
     try:
         return os.isatty(sys.stdin.fileno())
     except (AttributeError, OSError, ValueError):
         return False
-
-
-# -- building the client Configuration -------------------------------------------------------
-
-def _build_configuration(target: KubeTarget) -> "kubernetes.client.Configuration":
-    from kubernetes.client import Configuration
-    from kubernetes.config.config_exception import ConfigException
-
-    configuration = Configuration()
-    environ = os.environ if target._environ is None else target._environ
-    try:
-        if target.in_cluster:
-            from kubernetes.config.incluster_config import InClusterConfigLoader
-
-            account = target._service_account_dir
-            InClusterConfigLoader(token_filename=os.path.join(account, "token"),
-                                  cert_filename=os.path.join(account, "ca.crt"),
-                                  environ=environ).load_and_set(configuration)
-        elif target._kubeconfig is None:  # a target built by hand, e.g. for a local test server
-            configuration.host = target.server
-        else:
-            loader = _loader_class()(target._kubeconfig, who=target.describe(), environ=environ)
-            loader.load_and_set(configuration)
-    except (ConfigException, ValueError, OSError) as error:  # ValueError: bad base64 data, bad timestamps
-        detail = f'{error.strerror}: "{error.filename}"' if isinstance(error, OSError) else str(error)
-        raise ClusterUnavailable(f"the credentials of {target.describe()} cannot be used ({detail}): "
-                                 "fix its user and cluster entries in the kubeconfig") from error
-    return configuration
-
-
-@functools.cache
-def _loader_class():
-    """KubeConfigLoader with client-go's tokenFile and exec-plugin rules (defined late: lazy import)."""
-    from kubernetes.config.dateutil import parse_rfc3339
-    from kubernetes.config.kube_config import FileOrData, KubeConfigLoader
-
-    class KubectlLikeLoader(KubeConfigLoader):
-        def __init__(self, config_dict: dict, *, who: str, environ: Mapping[str, str]):
-            super().__init__(config_dict=config_dict, config_base_path="")
-            self._waypoint_who = who
-            self._waypoint_environ = environ
-
-        def _load_user_token(self):
-            # client-go: token wins over tokenFile, and a token file's whitespace is trimmed.
-            user = self._user.value
-            token = user.get("token")
-            if not token and user.get("tokenFile"):
-                try:
-                    with open(user["tokenFile"], encoding="utf-8") as stream:
-                        token = stream.read().strip()
-                except OSError as error:
-                    raise ClusterUnavailable(f'the token file "{user["tokenFile"]}" of {self._waypoint_who} '
-                                             f"cannot be read: {error.strerror}") from None
-            if token:
-                self.token = f"Bearer {token}"
-                return True
-            return None
-
-        def _load_from_exec_plugin(self):
-            user = self._user.value
-            if not isinstance(user.get("exec"), dict):
-                return None
-            if any(user.get(key) for key in ("client-certificate", "client-certificate-data", "username", "password")):
-                return None  # client-go skips the plugin when the kubeconfig already identifies the user
-            status = run_exec_plugin(user["exec"], who=self._waypoint_who, cluster=self._cluster.value,
-                                     environ=self._waypoint_environ, stdin_is_terminal=_stdin_is_terminal())
-            if status.get("token"):
-                self.token = f"Bearer {status['token']}"
-            if status.get("clientCertificateData"):
-                for attribute, key in (("cert_file", "clientCertificateData"), ("key_file", "clientKeyData")):
-                    pem = FileOrData(status, None, data_key_name=key, base64_file_content=False,
-                                     temp_file_path=self._temp_file_path)
-                    setattr(self, attribute, pem.as_file())
-            # The client's refresh hook reruns the plugin once `expiry` has passed.
-            self.__dict__.pop("expiry", None)
-            if status.get("expirationTimestamp"):
-                self.expiry = parse_rfc3339(status["expirationTimestamp"])
-            return True
-
-    return KubectlLikeLoader

@@ -1,8 +1,8 @@
 """What each command may do to the API server, asked in advance, and the RBAC that grants it.
 
 One declarative list (PERMISSIONS) is the single source of truth: `preflight` asks the API server
-about it with SelfSubjectAccessReviews before a command starts, and `render_cluster_role` /
-`render_role_variant` turn it into the least-privilege RBAC the README shows, so the documented
+about it with SelfSubjectAccessReviews before a command starts, and `render_cluster_role` (and
+`kubectl waypoint rbac`) turn it into the least-privilege RBAC the README shows, so the documented
 role and what the tool checks cannot drift apart. A missing core permission ends the command
 (exit 3) with every missing rule named at once; a missing optional one only weakens a check and
 becomes a warning. Resources of CRDs the cluster does not serve (Sail, Gateway API) are not asked.
@@ -335,21 +335,3 @@ def render_cluster_role(name: str = ROLE_NAME) -> str:
     return _dump([_document("ClusterRole", name, rules_for(PERMISSIONS))])
 
 
-def render_role_variant(namespace: str, control_plane_namespace: str = DEFAULT_CONTROL_PLANE_NAMESPACE,
-                        name: str = ROLE_NAME) -> str:
-    """For one namespace: cluster-wide reads in a ClusterRole, the rest (exec included) as Roles.
-
-    Bind the ClusterRole with a ClusterRoleBinding and each Role with a RoleBinding in its
-    namespace; then verify, probe and skew -n work for `namespace` without exec anywhere else
-    (a waypoint in another namespace needs the `namespace` Role bound there too).
-    """
-    by_scope = {scope: [p for p in PERMISSIONS if p.scope == scope or (scope == CLUSTER and not p.resource.namespaced)]
-                for scope in SCOPES}
-    # Waypoints usually serve their own namespace; one elsewhere needs the same Role there.
-    by_scope[TARGET] = [p for p in by_scope[TARGET] + by_scope[WAYPOINT] if p.resource.namespaced]
-    by_scope[CONTROL_PLANE] = [p for p in by_scope[CONTROL_PLANE] if p.resource.namespaced]
-    return _dump([
-        _document("ClusterRole", f"{name}-cluster-reads", rules_for(by_scope[CLUSTER])),
-        _document("Role", name, rules_for(by_scope[TARGET]), namespace),
-        _document("Role", f"{name}-istiod", rules_for(by_scope[CONTROL_PLANE]), control_plane_namespace),
-    ])

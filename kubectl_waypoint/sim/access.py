@@ -63,9 +63,11 @@ class DenyRule:
     resource: str  # "pods", "pods/exec" or "*"
     namespace: str | None
     group: str
+    user: str | None = None  # None: everyone; else only this (possibly impersonated) user
 
-    def matches(self, attrs: Attributes) -> bool:
-        return (self.verb in ("*", attrs.verb)
+    def matches(self, attrs: Attributes, user: str | None = None) -> bool:
+        return (self.user in (None, user)
+                and self.verb in ("*", attrs.verb)
                 and self.resource in ("*", attrs.resource_path)
                 and self.group in ("*", attrs.group)
                 and (self.namespace is None or attrs.namespace in ("", self.namespace)))
@@ -85,23 +87,25 @@ class AccessRules:
         self._lock = threading.Lock()
         self._rules: list[DenyRule] = []
 
-    def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
+    def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "",
+             user: str | None = None) -> None:
         with self._lock:
-            self._rules.append(DenyRule(verb, resource, namespace, group))
+            self._rules.append(DenyRule(verb, resource, namespace, group, user))
 
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
 
-    def allows(self, attrs: Attributes) -> bool:
+    def allows(self, attrs: Attributes, user: str | None = None) -> bool:
+        """Whether `user` (the impersonated one, when a request impersonates) may do this."""
         with self._lock:
-            return not any(rule.matches(attrs) for rule in self._rules)
+            return not any(rule.matches(attrs, user) for rule in self._rules)
 
-    def first_denied(self, checks: list[Attributes]) -> Attributes | None:
-        return next((attrs for attrs in checks if not self.allows(attrs)), None)
+    def first_denied(self, checks: list[Attributes], user: str | None = None) -> Attributes | None:
+        return next((attrs for attrs in checks if not self.allows(attrs, user)), None)
 
-    def review(self, spec: dict) -> dict:
-        """The `status` of a SelfSubjectAccessReview for `spec`."""
+    def review(self, spec: dict, user: str | None = None) -> dict:
+        """The `status` of a SelfSubjectAccessReview for `spec`, asked by `user`."""
         attributes = spec.get("resourceAttributes")
         if not attributes:
             return {"allowed": True}  # non-resource paths are never denied here
@@ -109,4 +113,4 @@ class AccessRules:
                            resource=attributes.get("resource", ""),
                            subresource=attributes.get("subresource", ""),
                            namespace=attributes.get("namespace", ""), name=attributes.get("name", ""))
-        return {"allowed": self.allows(attrs)}
+        return {"allowed": self.allows(attrs, user)}

@@ -39,6 +39,8 @@ class SimCluster:
         self.tls = tls
         self.token = token or secrets.token_urlsafe(24)
         self.user = user
+        self.tokens: dict[str, str] = {}  # more bearer tokens -> the user each one authenticates
+        self.client_certificates = False  # set before start(): accept client certificates of the CA
         self.anonymous = anonymous
         self.installed = self.scenario.installed
         self.kubernetes_version = self.scenario.kubernetes_version
@@ -179,9 +181,11 @@ class SimCluster:
                  pilot_discovery_handler(self.store, self.scenario.syncz)),
                 (is_stats_request, waypoint_stats_handler(self.scenario.syncz)))
 
-    def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
-        """Answer matching requests 403 Forbidden ("*" matches any verb, resource or group)."""
-        self.access.deny(verb, resource, namespace, group)
+    def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "",
+             user: str | None = None) -> None:
+        """Answer matching requests 403 Forbidden ("*" matches any verb, resource or group; `user`
+        limits the rule to one user, impersonated or not)."""
+        self.access.deny(verb, resource, namespace, group, user)
 
     def add_fault(self, method: str | None = "GET", path: str = ".*", status: int | None = 503,
                   retry_after: int | None = None, delay: float = 0.0, times: int | None = None,

@@ -60,6 +60,17 @@ class RequestRecord:
     name: str = ""
     exec_argv: list[str] | None = None
     exec_exit_code: int | None = None
+    # Who asked, as an API server's authenticators and impersonation filter see it:
+    user: str = ""  # the authenticated user ("" when authentication failed)
+    credential: str = ""  # "token", "client-certificate" or "anonymous"
+    impersonate: dict | None = None  # {"user", "groups", "uid", "extra"} from Impersonate-* headers
+    peer: tuple = ()  # the client's (host, port): a proxy's connection when one carried the request
+    accept_encoding: str = ""
+
+    @property
+    def acting_user(self) -> str:
+        """The user the access rules judge: the impersonated one, if any."""
+        return (self.impersonate or {}).get("user") or self.user
 
     @property
     def is_write(self) -> bool:
@@ -157,6 +168,12 @@ class SimHTTPServer(ThreadingHTTPServer):
     def __init__(self, sim: SimCluster, ssl_context: ssl.SSLContext | None):
         self.sim = sim
         self.ssl_context = ssl_context
+        if ssl_context is not None and sim.ca_file and sim.client_certificates:
+            # Like kube-apiserver's --client-ca-file: a certificate signed by the cluster CA authenticates.
+            # (Python cannot ask for a certificate without verifying it, so this is opt-in: a certificate
+            # from another CA then fails the handshake, where kube-apiserver would ignore it.)
+            ssl_context.verify_mode = ssl.CERT_OPTIONAL
+            ssl_context.load_verify_locations(sim.ca_file)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), SimRequestHandler)
@@ -220,9 +237,12 @@ class SimRequestHandler(BaseHTTPRequestHandler):
                                resource=f"{info.plural}/{info.subresource}" if info.subresource else info.plural,
                                namespace=info.namespace, name=info.name)
         body = self._read_body()
+        record.peer, record.accept_encoding = tuple(self.client_address), self.headers.get("Accept-Encoding", "")
         try:
             self._answer_faults(path, query)
-            user = self._authenticate()
+            record.user, record.credential = self._authenticate()
+            record.impersonate = self._impersonation(record.user)
+            user = record.acting_user
             if info.resource_request:
                 self._route_resource(info, multi, query, body, user, record)
             else:
@@ -295,14 +315,39 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             body = st.status_body(fault.status, fault.message, fault.reason, details)
             raise _Response(fault.status, body, headers=headers)
 
-    def _authenticate(self) -> str:
+    def _authenticate(self) -> tuple[str, str]:
+        """(user, how): a client certificate signed by the cluster CA first, then a bearer token."""
         sim = self.server.sim
+        certificate = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        if certificate:
+            names = dict(pair[0] for pair in certificate.get("subject", ()))
+            return names.get("commonName", ""), "client-certificate"
         header = self.headers.get("Authorization")
         if header is None and sim.anonymous:
-            return ANONYMOUS_USER
-        if header is not None and header.strip() == f"Bearer {sim.token}":
-            return sim.user
+            return ANONYMOUS_USER, "anonymous"
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme == "Bearer" and token == sim.token:
+            return sim.user, "token"
+        if scheme == "Bearer" and token in sim.tokens:
+            return sim.tokens[token], "token"
         raise _Response(401, st.status_body(401, "Unauthorized", "Unauthorized"))
+
+    def _impersonation(self, user: str) -> dict | None:
+        """The Impersonate-* headers; kube-apiserver refuses groups or uid without a user."""
+        headers = self.headers
+        extra = {name[len("Impersonate-Extra-"):].lower(): headers.get_all(name) for name in set(headers.keys())
+                 if name.lower().startswith("impersonate-extra-")}
+        asked = {"user": headers.get("Impersonate-User"), "groups": headers.get_all("Impersonate-Group") or [],
+                 "uid": headers.get("Impersonate-Uid"), "extra": extra}
+        if not any(asked.values()):
+            return None
+        if not asked["user"]:
+            raise _Response(400, st.bad_request("requested impersonation of groups, uid or extra without a user"))
+        if not self.server.sim.access.allows(Attributes("impersonate", "", "users", name=asked["user"]), user):
+            raise _Response(403, st.status_body(403, f'users "{asked["user"]}" is forbidden: User "{user}" '
+                                                     'cannot impersonate resource "users" in API group "" '
+                                                     "at the cluster scope", "Forbidden"))
+        return asked
 
     # -------------------------------------------------------------- discovery
 
@@ -335,7 +380,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
                         user: str, record: RequestRecord) -> None:
         sim = self.server.sim
         websocket = self.headers.get("Upgrade", "").lower() == "websocket"
-        denied = sim.access.first_denied(authorizations(info.attributes, sim.kubernetes_version, websocket))
+        denied = sim.access.first_denied(authorizations(info.attributes, sim.kubernetes_version, websocket), user)
         if denied is not None:
             known = resource_for(info.group, info.version, info.plural) or \
                 Resource(info.group, info.version, info.plural, "", True)
@@ -356,7 +401,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if resource.plural == "selfsubjectaccessreviews":
             if info.verb != "create":
                 raise _Response(405, st.method_not_allowed())
-            self._access_review(body)
+            self._access_review(body, user)
         if info.verb in _WRITE_VERBS:
             raise _Response(405, st.method_not_allowed())
         if info.verb == "watch":
@@ -403,7 +448,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         document = table(resource.plural, [json.loads(item) for item in items], meta)
         raise _Response(200, json.dumps(document, separators=(",", ":")).encode())
 
-    def _access_review(self, body: bytes) -> None:
+    def _access_review(self, body: bytes, user: str) -> None:
         try:
             if self.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
                 spec = access_review_spec(body)
@@ -415,7 +460,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             raise _Response(400, st.bad_request(f"invalid SelfSubjectAccessReview: {exc}")) from None
         answer = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                   "metadata": {"creationTimestamp": None}, "spec": spec,
-                  "status": self.server.sim.access.review(spec)}
+                  "status": self.server.sim.access.review(spec, user)}
         raise _Response(201, json.dumps(answer, separators=(",", ":")).encode())
 
     # -------------------------------------------------------------- exec

@@ -168,7 +168,7 @@ class SimCluster:
         The one place to chain built-in behaviour: curl goes through the simulated mesh, and istiod's
         `pilot-discovery request GET /debug/syncz` answers from the live store (sim/syncz.py).
         """
-        return ((self.mesh.handles, self.mesh.exec_handler),
+        return ((self.mesh.handles, self.mesh.exec_handler), (self.mesh.handles_stats, self.mesh.stats_handler),
                 (lambda request: is_syncz_request(request.argv), syncz_handler(self.store, self.scenario.syncz)))
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:

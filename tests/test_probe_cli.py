@@ -112,6 +112,57 @@ def test_unreadable_metrics_fall_back_to_the_bodies_with_the_reason(run_cli, clu
                             "Prometheus text ('istio_requests_total{reporter=\"waypoint\",source_workload=\"curl 7')"]
 
 
+def anonymous_app() -> Scenario:
+    """An application whose answers name no backend, behind a waypoint with two replicas, split 90/10."""
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": "web", "namespace": "shop", "generation": 1},
+             "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "web", "port": 8080}],
+                      "rules": [{"backendRefs": [{"kind": "Service", "name": "blue", "port": 8080, "weight": 90},
+                                                 {"kind": "Service", "name": "green", "port": 8080, "weight": 10}]}]}}
+    app = [{"name": f"web-{version}", "namespace": "shop", "labels": {"app": "web", "version": version},
+            "containers": [{"name": "web", "image": "registry.example/web:1", "ports": [8080]}]}
+           for version in ("a", "b")]
+    return Scenario.from_dict({
+        "name": "anonymous-app", "description": "answers name no backend", "base": "bookinfo",
+        "namespaces": {"shop": {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}},
+        "workloads": [*app, {"kind": "Waypoint", "name": "waypoint", "namespace": "shop", "for": "service",
+                             "revision": "default", "replicas": 2,
+                             "image": "registry.alauda.cn:60080/asm/proxyv2:1.28.6-asm-r3"}],
+        "services": [{"name": "web", "namespace": "shop", "selector": {"app": "web"}, "ports": [8080]},
+                     {"name": "blue", "namespace": "shop", "selector": {"app": "web", "version": "a"},
+                      "ports": [8080]},
+                     {"name": "green", "namespace": "shop", "selector": {"app": "web", "version": "b"},
+                      "ports": [8080]}],
+        "objects": [route]})
+
+
+def test_any_application_is_measured_by_the_telemetry_of_every_waypoint_replica(run_cli, cluster):
+    sim, kubeconfig = cluster(anonymous_app())
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route", "shop/web",
+                "-o", "json").json
+    assert (doc["result"], doc["measuredBy"], doc["test"]) == ("pass", "telemetry", "sequential")
+    assert doc["backends"]["blue"] + doc["backends"]["green"] == doc["requests"]
+    waypoints = {r.path.split("/")[6] for r in sim.requests if r.exec_argv and r.exec_argv[0] == "pilot-agent"}
+    assert len(waypoints) == 2  # both replicas were read
+    # The bodies could not have told: they name the pods (web-a-...), not the Services blue and green.
+
+    def no_pilot_agent(request, streams):
+        if request.argv[:1] == ["pilot-agent"]:
+            streams.write_stderr("pilot-agent: connection refused\n")
+            return 1
+        return sim.default_exec_handler(request, streams)
+
+    sim.set_exec_handler(no_pilot_agent)
+    try:
+        bodies = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route",
+                       "shop/web", "-o", "json", expect=1).json
+    finally:
+        sim.set_exec_handler(None)
+    assert bodies["measuredBy"] == "body" and bodies["backends"]["unmatched"] == bodies["requests"]
+    assert "exited 1 (pilot-agent: connection refused)" in bodies["notes"][0]
+    assert "named no backend, more than 5% (--max-unmatched)" in bodies["reasons"][0]
+
+
 def test_the_table_shows_each_backends_interval_and_decision(run_cli, cluster):
     _, kubeconfig = cluster()
     out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS,

@@ -290,6 +290,11 @@ def test_telemetry_counts_decide_who_served_and_an_application_404_still_counts(
     failed = judge(Expectation.split(SPLIT_80_20), responses, sent=450, min_availability=0.99,
                    served=Served({"reviews-v1": 340, "reviews-v2": 80}, waypoint_failures=30))
     assert failed.result == "fail" and "30 of 450 requests were failed by the mesh" in failed.reasons[0]
+    uncounted = judge(Expectation.split(SPLIT_80_20), responses, sent=450, served=Served({"reviews-v1": 240, "reviews-v2": 60}))
+    assert uncounted.result == "fail" and uncounted.backends["unmatched"] == 150
+    assert uncounted.reasons[0].startswith("150 of 450 answered requests (33.3%, at least ")
+    assert uncounted.reasons[0].endswith("were not counted by the waypoint, more than 5% (--max-unmatched); another "
+                                          "proxy may have served them.")
 
 
 def test_match_without_a_split_still_counts_backends():

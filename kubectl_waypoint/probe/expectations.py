@@ -467,10 +467,12 @@ def _rate_failures(availability: RateDecision, unmatched: RateDecision, response
             f"{1 - availability.rate:.1%}, at most {1 - availability.bound:.1%} at {availability.confidence * 100:.10g}% "
             f"confidence, below the {1 - availability.limit:.1%} required (--min-availability).")
     if unmatched.verdict == FAIL:
+        what, check = ("were not counted by the waypoint", "another proxy may have served them") \
+            if served is not None else ("named no backend", "check the backend names or --match")
         failures.append(
             f"{unmatched.bad} of {unmatched.total} answered requests ({unmatched.rate:.1%}, at least "
-            f"{unmatched.bound:.1%} at {unmatched.confidence * 100:.10g}% confidence) named no backend, more than "
-            f"{unmatched.limit:.0%} (--max-unmatched); check the backend names or --match.")
+            f"{unmatched.bound:.1%} at {unmatched.confidence * 100:.10g}% confidence) {what}, more than "
+            f"{unmatched.limit:.0%} (--max-unmatched); {check}.")
     return failures
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -92,21 +93,30 @@ def test_without_telemetry_for_the_client_the_bodies_say_who_served_and_the_repo
     assert any("counted none of the" in note and "from workload curl/curl" in note for note in doc["notes"])
 
 
+@contextlib.contextmanager
+def pilot_agent_says(sim, stdout: str = "", stderr: str = "", code: int = 0):
+    """Waypoint pods answer `pilot-agent request ...` this way (a broken proxy); everything else as usual."""
+
+    def handler(request, streams):
+        if request.argv[:1] == ["pilot-agent"]:
+            streams.write_stdout(stdout)
+            streams.write_stderr(stderr)
+            return code
+        return sim.default_exec_handler(request, streams)
+
+    sim.set_exec_handler(handler)
+    try:
+        yield
+    finally:
+        sim.set_exec_handler(None)
+
+
 def test_unreadable_metrics_fall_back_to_the_bodies_with_the_reason(run_cli, cluster):
     sim, kubeconfig = cluster()
 
-    def garbled(request, streams):
-        if request.argv[:1] == ["pilot-agent"]:
-            streams.write_stdout('istio_requests_total{reporter="waypoint",source_workload="curl 7\n')
-            return 0
-        return sim.default_exec_handler(request, streams)
-
-    sim.set_exec_handler(garbled)
-    try:
+    with pilot_agent_says(sim, stdout='istio_requests_total{reporter="waypoint",source_workload="curl 7\n'):
         doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS, "--route", "bookinfo/reviews",
                     "--match", r'"podname": "(reviews-v\d)', "-o", "json").json
-    finally:
-        sim.set_exec_handler(None)
     assert (doc["result"], doc["measuredBy"]) == ("pass", "body")
     assert doc["notes"] == ["Who served was read from the response bodies: line 1 of the waypoint's metrics is not "
                             "Prometheus text ('istio_requests_total{reporter=\"waypoint\",source_workload=\"curl 7')"]
@@ -145,19 +155,9 @@ def test_any_application_is_measured_by_the_telemetry_of_every_waypoint_replica(
     waypoints = {r.path.split("/")[6] for r in sim.requests if r.exec_argv and r.exec_argv[0] == "pilot-agent"}
     assert len(waypoints) == 2  # both replicas were read
     # The bodies could not have told: they name the pods (web-a-...), not the Services blue and green.
-
-    def no_pilot_agent(request, streams):
-        if request.argv[:1] == ["pilot-agent"]:
-            streams.write_stderr("pilot-agent: connection refused\n")
-            return 1
-        return sim.default_exec_handler(request, streams)
-
-    sim.set_exec_handler(no_pilot_agent)
-    try:
+    with pilot_agent_says(sim, stderr="pilot-agent: connection refused\n", code=1):
         bodies = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route",
                        "shop/web", "-o", "json", expect=1).json
-    finally:
-        sim.set_exec_handler(None)
     assert bodies["measuredBy"] == "body" and bodies["backends"]["unmatched"] == bodies["requests"]
     assert "exited 1 (pilot-agent: connection refused)" in bodies["notes"][0]
     assert "named no backend, more than 5% (--max-unmatched)" in bodies["reasons"][0]

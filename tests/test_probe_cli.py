@@ -122,8 +122,11 @@ def test_unreadable_metrics_fall_back_to_the_bodies_with_the_reason(run_cli, clu
                             "Prometheus text ('istio_requests_total{reporter=\"waypoint\",source_workload=\"curl 7')"]
 
 
-def anonymous_app() -> Scenario:
-    """An application whose answers name no backend, behind a waypoint with two replicas, split 90/10."""
+def anonymous_app(versions=("a", "b")) -> Scenario:
+    """An application whose answers name no backend, behind a waypoint with two replicas, split 90/10.
+
+    Service blue selects the pods of web-a, green those of web-b (when `versions` has it).
+    """
     route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
              "metadata": {"name": "web", "namespace": "shop", "generation": 1},
              "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "web", "port": 8080}],
@@ -131,9 +134,9 @@ def anonymous_app() -> Scenario:
                                                  {"kind": "Service", "name": "green", "port": 8080, "weight": 10}]}]}}
     app = [{"name": f"web-{version}", "namespace": "shop", "labels": {"app": "web", "version": version},
             "containers": [{"name": "web", "image": "registry.example/web:1", "ports": [8080]}]}
-           for version in ("a", "b")]
+           for version in versions]
     return Scenario.from_dict({
-        "name": "anonymous-app", "description": "answers name no backend", "base": "bookinfo",
+        "name": "anonymous-app-" + "".join(versions), "description": "answers name no backend", "base": "bookinfo",
         "namespaces": {"shop": {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}},
         "workloads": [*app, {"kind": "Waypoint", "name": "waypoint", "namespace": "shop", "for": "service",
                              "revision": "default", "replicas": 2,
@@ -161,6 +164,17 @@ def test_any_application_is_measured_by_the_telemetry_of_every_waypoint_replica(
     assert bodies["measuredBy"] == "body" and bodies["backends"]["unmatched"] == bodies["requests"]
     assert "exited 1 (pilot-agent: connection refused)" in bodies["notes"][0]
     assert "named no backend, more than 5% (--max-unmatched)" in bodies["reasons"][0]
+
+
+def test_requests_the_waypoint_fails_itself_count_against_availability(run_cli, cluster):
+    _, kubeconfig = cluster(anonymous_app(versions=("a",)))  # green selects no pod: the waypoint answers 503 UH
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route", "shop/web",
+                "-o", "json", expect=1).json
+    assert doc["measuredBy"] == "telemetry" and doc["backends"]["green"] == 0
+    failed = doc["availabilityDecision"]
+    assert failed["verdict"] == "fail" and failed["count"] == doc["statuses"]["503"] > 0
+    assert doc["reasons"][0].startswith(f"{failed['count']} of {doc['requests']} requests were failed by the mesh: "
+                                        "availability ")
 
 
 def test_the_table_shows_each_backends_interval_and_decision(run_cli, cluster):

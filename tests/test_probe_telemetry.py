@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubectl_waypoint.kube.client import Cluster
+from kubectl_waypoint.kube.client import Cluster, ExecutableMissing
 from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
 from kubectl_waypoint.probe.telemetry import (
     STATS_COMMAND,
@@ -135,3 +135,10 @@ def test_the_simulated_waypoint_counts_with_istios_labels_and_answers_pilot_agen
     assert {labels["destination_service"] for labels in mine} <= {"reviews-v1.bookinfo.svc.cluster.local",
                                                                   "reviews-v2.bookinfo.svc.cluster.local"}
     assert {labels["reporter"] for labels in mine} == {"waypoint"}
+
+
+def test_only_a_waypoints_istio_proxy_answers_pilot_agent(sim, tmp_path):
+    api = Cluster(resolve_target(ClusterFlags(kubeconfig=sim.write_kubeconfig(str(tmp_path / "kubeconfig")))))
+    (client,) = sim.store.list("pods", "curl")
+    with pytest.raises(ExecutableMissing):
+        api.exec("curl", client["metadata"]["name"], "curl", STATS_COMMAND)

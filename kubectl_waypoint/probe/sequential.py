@@ -293,6 +293,8 @@ def _log_likelihood(k: int, n: int, p: float) -> float:
 
 def _log_likelihood_ratio(k: int, n: int, p1: float, p0: float) -> float:
     """log L(p1) / L(p0) of k successes in n; +inf when only p1 allows the data."""
+    if 0 < p0 < 1 and 0 < p1 < 1:
+        return k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0))
     l0, l1 = _log_likelihood(k, n, p0), _log_likelihood(k, n, p1)
     if l0 == -math.inf:
         return math.inf if l1 > -math.inf else 0.0

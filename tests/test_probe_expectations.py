@@ -12,6 +12,7 @@ from kubectl_waypoint.probe.expectations import (
     DEFAULT_CHECK_COUNT,
     Expectation,
     Served,
+    SplitDesign,
     classify,
     compile_match,
     default_count,
@@ -225,7 +226,8 @@ def test_a_wrong_split_fails_and_names_the_shares_with_the_interval_that_decided
     responses = [page("reviews-v1")] * 50 + [page("reviews-v2")] * 50
     verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=100)
     assert verdict.result == "fail"
-    assert verdict.reasons[0].startswith("The traffic split differs from the expected one by more than 10% (reviews-v1 50.0% [")
+    assert verdict.reasons[0].startswith(
+        "The traffic split differs from the expected one by more than 10%: reviews-v1 50.0% [")
     assert "99.9% interval] expected 80.0%" in verdict.reasons[0]
 
 
@@ -290,7 +292,8 @@ def test_telemetry_counts_decide_who_served_and_an_application_404_still_counts(
     failed = judge(Expectation.split(SPLIT_80_20), responses, sent=450, min_availability=0.99,
                    served=Served({"reviews-v1": 340, "reviews-v2": 80}, waypoint_failures=30))
     assert failed.result == "fail" and "30 of 450 requests were failed by the mesh" in failed.reasons[0]
-    uncounted = judge(Expectation.split(SPLIT_80_20), responses, sent=450, served=Served({"reviews-v1": 240, "reviews-v2": 60}))
+    uncounted = judge(Expectation.split(SPLIT_80_20), responses, sent=450,
+                      served=Served({"reviews-v1": 240, "reviews-v2": 60}))
     assert uncounted.result == "fail" and uncounted.backends["unmatched"] == 150
     assert uncounted.reasons[0].startswith("150 of 450 answered requests (33.3%, at least ")
     assert uncounted.reasons[0].endswith("were not counted by the waypoint, more than 5% (--max-unmatched); another "
@@ -301,3 +304,13 @@ def test_match_without_a_split_still_counts_backends():
     verdict = judge(Expectation.answered(match=re.compile(r"reviews-v\d")), [page("reviews-v1"), ok(b"-")], sent=2)
     assert verdict.backends == {"reviews-v1": 1, "unmatched": 1}
     assert verdict.p_value is None and verdict.expected is None
+
+
+def test_a_sequential_look_without_a_decision_asks_for_more_and_says_so_at_the_cap():
+    responses = [page("reviews-v1")] * 16 + [page("reviews-v2")] * 4
+    design = SplitDesign(test="sequential", max_requests=20)
+    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=20, design=design, min_availability=0.99)
+    assert verdict.result == "inconclusive" and verdict.undecided and verdict.test == "sequential"
+    assert verdict.reasons[0].startswith("After 20 requests the split, availability and unmatched share are not "
+                                         "decided yet (reviews-v1 80.0% [")
+    assert verdict.reasons[0].endswith("the cap is --max-requests 20: raise it, or check what makes the shares waver.")

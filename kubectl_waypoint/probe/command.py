@@ -192,8 +192,8 @@ def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: b
     if expectation.shares is not None and checked.duration_s is None:
         try:
             if checked.route is not None:
-                telemetry = for_route(cluster, route_namespace or namespace, route_name, client.workload, client.namespace,
-                                      expectation.shares)
+                telemetry = for_route(cluster, route_namespace or namespace, route_name, client.workload,
+                                      client.namespace, expectation.shares)
             else:
                 telemetry = for_url(cluster, options.url, client.workload, client.namespace, expectation.shares)
         except TelemetryUnavailable as error:

@@ -420,25 +420,28 @@ def _judge_split(
         unmatched_rate = fixed_rate(unmatched, judged, design.max_unmatched, alpha=alpha)
     failures += _rate_failures(availability, unmatched_rate, responses, good, expectation, served)
     if decision.verdict == FAIL:
-        failures.append(f"The traffic split differs from the expected one by more than {design.tolerance:.0%} "
-                        f"({_evidence(decision, FAIL)}).")
+        shown = f"by more than {design.tolerance:.0%}" if not sequential else \
+            f"(a share {design.tolerance:.0%} off its weight explains the counts better)"
+        failures.append(f"The traffic split differs from the expected one {shown}: {_evidence(decision, FAIL)}.")
     doubts = []
     reused = sum(not r.new_connection for r in responses)
     if reused:
         doubts.append(f"{reused} of {len(responses)} requests came on a reused connection: those did not choose a "
-                      "waypoint anew and are not independent samples, so the split cannot be judged (check that nothing in the client pod "
-                      "keeps connections alive).")
+                      "waypoint anew and are not independent samples, so the split cannot be judged (check that "
+                      "nothing in the client pod keeps connections alive).")
     required = None
     undecided = [what for what, d in (("split", decision), ("availability", availability),
                                       ("unmatched share", unmatched_rate)) if d.verdict not in (PASS, FAIL)]
     if undecided and not failures:
+        what = " and ".join(filter(None, [", ".join(undecided[:-1]), undecided[-1]]))
         if sequential:
-            doubts.append(f"After {sent} requests the {' and '.join(undecided)} {'is' if len(undecided) == 1 else 'are'} "
-                          f"not decided yet ({_evidence(decision, None)}); the cap is --max-requests "
-                          f"{design.max_requests}: raise it, or check what makes the shares waver.")
+            verb = "is" if len(undecided) == 1 else "are"
+            doubts.append(f"After {sent} requests the {what} {verb} not decided yet "
+                          f"({_evidence(decision, None)}); the cap is --max-requests {design.max_requests}: "
+                          "raise it, or check what makes the shares waver.")
         else:
             required = _suggested_count(shares, design.tolerance, sent, sum(split_counts.values()))
-            doubts.append(f"{sent} requests cannot decide the {' and '.join(undecided)} ({_evidence(decision, None)}); "
+            doubts.append(f"{sent} requests cannot decide the {what} ({_evidence(decision, None)}); "
                           f"send more (--count {required}), or drop --count for the sequential test.")
     p_value = split_p_value(backends, shares)
     estimates = {e.name: ShareEstimate(e.share, e.low, e.high, e.expected) for e in decision.backends} \
@@ -451,7 +454,8 @@ def _judge_split(
 def _evidence(decision: SplitDecision, verdict: str | None) -> str:
     """Each backend's share and the interval its decision used (only those with `verdict`, if given)."""
     return ", ".join(
-        f"{e.name} {e.share:.1%} [{e.low:.1%}-{e.high:.1%}, {e.confidence * 100:.10g}% interval] expected {e.expected:.1%}"
+        f"{e.name} {e.share:.1%} [{e.low:.1%}-{e.high:.1%}, {e.confidence * 100:.10g}% interval] "
+        f"expected {e.expected:.1%}"
         for e in decision.backends if verdict is None or e.verdict == verdict)
 
 
@@ -464,8 +468,9 @@ def _rate_failures(availability: RateDecision, unmatched: RateDecision, response
         tally = f" ({_tally(bad)})" if bad and served is None else ""
         failures.append(
             f"{availability.bad} of {availability.total} requests were {failed}{tally}: availability "
-            f"{1 - availability.rate:.1%}, at most {1 - availability.bound:.1%} at {availability.confidence * 100:.10g}% "
-            f"confidence, below the {1 - availability.limit:.1%} required (--min-availability).")
+            f"{1 - availability.rate:.1%}, at most {1 - availability.bound:.1%} at "
+            f"{availability.confidence * 100:.10g}% confidence, below the {1 - availability.limit:.1%} required "
+            "(--min-availability).")
     if unmatched.verdict == FAIL:
         what, check = ("were not counted by the waypoint", "another proxy may have served them") \
             if served is not None else ("named no backend", "check the backend names or --match")

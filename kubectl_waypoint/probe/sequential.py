@@ -157,7 +157,8 @@ def _directions(p0: float, tolerance: float) -> list[float]:
 
 
 def sequential_split(looks: Sequence[Mapping[str, int]], shares: Mapping[str, float],
-                     tolerance: float = DEFAULT_TOLERANCE, *, alpha: float, beta: float = DEFAULT_BETA) -> SplitDecision:
+                     tolerance: float = DEFAULT_TOLERANCE, *, alpha: float,
+                     beta: float = DEFAULT_BETA) -> SplitDecision:
     """The sequential split test after the looks so far (cumulative counts per look, the last is now).
 
     Each directional test keeps its first decision (a Wald SPRT stops there): a ratio that once

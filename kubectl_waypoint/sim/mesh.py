@@ -16,10 +16,10 @@ Bookinfo: productpage's page names the reviews pod that served it, other apps na
 Each connection draws its own random generator from the seeded one (ztunnel picks per
 connection) and `Connection: close` closes it. Each waypoint pod counts what it served as Envoy's
 istio stats filter does (`istio_requests_total{reporter="waypoint",...}` with Istio's label set),
-and `pilot-agent request GET stats/prometheus` in its istio-proxy container prints the counters. Scenario knobs (`mesh:` in the YAML, see
-scenarios/README.md) make the mesh misbehave: split ignored, authorization ignored, outages,
-an exec stream cut mid-run. Simplifications: L4 policies see the original caller, not the
-waypoint; https is not simulated (CONNECT is refused).
+and `pilot-agent request GET stats/prometheus` in its istio-proxy container prints the counters.
+Scenario knobs (`mesh:` in the YAML, see scenarios/README.md) make the mesh misbehave: split
+ignored, authorization ignored, outages, an exec stream cut mid-run. Simplifications: L4 policies
+see the original caller, not the waypoint; https is not simulated (CONNECT is refused).
 """
 
 from __future__ import annotations

@@ -183,7 +183,12 @@ class SimCluster:
         return ((self.mesh.handles, self.mesh.exec_handler),
                 (lambda request: is_pilot_discovery_request(request.argv),
                  pilot_discovery_handler(self.store, self.scenario.syncz)),
-                (is_stats_request, waypoint_stats_handler(self.scenario.syncz)))
+                (lambda request: is_stats_request(request) or self.mesh.handles_stats(request), self._waypoint_stats))
+
+    def _waypoint_stats(self, request: ExecRequest, streams: ExecStreams) -> int:
+        """A waypoint's `pilot-agent request GET stats/prometheus`: Envoy's xDS stats, then istio_requests_total."""
+        code = waypoint_stats_handler(self.scenario.syncz)(request, streams)
+        return self.mesh.stats_handler(request, streams) if code == 0 else code
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "",
              user: str | None = None) -> None:

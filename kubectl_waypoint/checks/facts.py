@@ -15,6 +15,7 @@ from ..errors import WaypointError
 from ..kube import resources as r
 from ..kube.client import Cluster, NotFound, PermissionDenied
 from ..envoystats import ProxyXds, read_proxy_xds
+from ..prometheus import PROXY_CONTAINER, STATS_COMMAND
 from ..sync import DebugEndpointOff, ProxySync, parse_istiod_version, parse_proxy_status, parse_syncz
 from .probe_config import ProbeConfig
 
@@ -24,8 +25,7 @@ USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
 SYNCZ_COMMAND = ["pilot-discovery", "request", "GET", "/debug/syncz"]
 VERSION_COMMAND = ["pilot-discovery", "request", "GET", "/version"]
-STATS_COMMAND = ["pilot-agent", "request", "GET", "stats/prometheus"]  # Envoy's admin /stats/prometheus
-ISTIOD_CONTAINER, PROXY_CONTAINER = "discovery", "istio-proxy"
+ISTIOD_CONTAINER = "discovery"
 
 
 @dataclass

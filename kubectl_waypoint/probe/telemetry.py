@@ -10,15 +10,10 @@ application answers. Requests the waypoint failed itself carry `response_flags` 
 Anything that keeps the counters from being trusted (no waypoint, no permission to exec, text
 that is not Prometheus, other pods of the client's workload sending to the same backends) raises
 TelemetryUnavailable with the reason; the probe then reads the response bodies instead.
-
-The text is parsed here, not with prometheus_client: its parser imports the whole client (170 ms
-and an HTTP server into the single executable) and reports a broken label as "could not convert
-string to float"; one family of counters needs twenty lines that name the bad line.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -28,10 +23,9 @@ from urllib.parse import urlsplit
 from ..errors import WaypointError
 from ..kube.client import ExecFailed, NotFound, PermissionDenied
 from ..kube.resources import HTTPROUTES, NAMESPACES, PODS, SERVICES
+from ..prometheus import PROXY_CONTAINER, STATS_COMMAND, MetricsError, parse
 from .expectations import Served
 
-STATS_COMMAND = ["pilot-agent", "request", "GET", "stats/prometheus"]
-PROXY_CONTAINER = "istio-proxy"
 REQUESTS_METRIC = "istio_requests_total"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -41,9 +35,6 @@ NO_FLAGS = ("-", "")
 SETTLE_READS = 3
 SETTLE_PAUSE_S = 0.2
 
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
 class TelemetryUnavailable(Exception):
@@ -62,36 +53,12 @@ def parse_requests_total(text: str) -> list[tuple[dict[str, str], float]]:
     Every line is checked, so an answer that is not Prometheus text at all (an error page, a cut
     stream) is refused rather than read as "no requests".
     """
-    samples = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        match = _SAMPLE.fullmatch(line)
-        if not match:
-            raise TelemetryUnavailable(f"line {number} of the waypoint's metrics is not Prometheus text "
-                                       f"({line[:80]!r})")
-        if match.group(1) != REQUESTS_METRIC:
-            continue
-        labels = _labels(match.group(2) or "", number)
-        try:
-            value = float(match.group(3))
-        except ValueError:
-            raise TelemetryUnavailable(f"line {number} of the waypoint's metrics has no number "
-                                       f"({match.group(3)[:40]!r})") from None
-        samples.append((labels, value))
-    return samples
-
-
-def _labels(text: str, number: int) -> dict[str, str]:
-    labels, at = {}, 0
-    while at < len(text):
-        match = _LABEL.match(text, at)
-        if not match:
-            raise TelemetryUnavailable(f"line {number} of the waypoint's metrics has a malformed label "
-                                       f"({text[at:at + 60]!r})")
-        labels[match.group(1)] = re.sub(r"\\[\\\"n]", lambda m: _UNESCAPE[m.group(0)], match.group(2))
-        at = match.end()
-    return labels
+    try:
+        samples = parse(text)
+    except MetricsError as error:
+        raise TelemetryUnavailable(f"line {error.line} of the waypoint's metrics {error.problem} "
+                                   f"({error.shown!r})") from None
+    return [(dict(s.labels), s.value) for s in samples if s.name == REQUESTS_METRIC]
 
 
 def workload_name(pod: dict) -> str:

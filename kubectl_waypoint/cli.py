@@ -290,7 +290,8 @@ def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_
 @click.option("-c", "--container", metavar="NAME",
               help="Container to send from (default: the pod's first container that is not a proxy).")
 @click.option("--count", type=int, metavar="N",
-              help="Requests to send (default: enough for the split test's power; 50 for status checks).")
+              help="Exactly N requests, a split judged by an equivalence test (default: a split is tested "
+                   "sequentially until decided; 50 for status checks).")
 @click.option("--expect-split", metavar="NAME=WEIGHT,...",
               help="Expected traffic split by backend name (unset weight = 1, 0 = no traffic).")
 @click.option("--route", metavar="[NS/]HTTPROUTE", help="Read the expected split from this HTTPRoute's backendRefs.")
@@ -303,11 +304,18 @@ def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_
 @click.option("-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra header (repeatable).")
 @click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Limit for each request.")
 @click.option("--alpha", type=float, default=0.001, show_default=True,
-              help="Significance of the split test: the chance to fail a correct split.")
+              help="Chance to fail a correct split (and a good availability or match rate).")
+@click.option("--tolerance", type=float, default=0.10, show_default=True,
+              help="How far a backend's share may be off its weight (0 to 0.5).")
+@click.option("--max-requests", type=int, default=450, show_default=True, metavar="N",
+              help="Cap of the sequential split test: undecided by then is inconclusive.")
+@click.option("--max-unmatched", type=float, default=0.05, show_default=True,
+              help="Share of answered requests that may name no backend.")
 @click.option("--duration", metavar="DURATION", help="Continuous mode: keep probing this long (Ctrl-C ends early).")
 @click.option("--interval", metavar="DURATION", help="Continuous mode: one request this often (default 1s).")
-@click.option("--min-availability", type=float, default=1.0, show_default=True,
-              help="Share of requests that must be answered as expected.")
+@click.option("--min-availability", type=float, default=None,
+              help="Share of requests the mesh must answer: a split judged by a bound (default 0.99), "
+                   "other probes per request (default 1.0).")
 @output_option("table", "json", "yaml")
 @common_options
 @with_cluster_flags

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .kube import resources as r
+from .kube.client import NotFound, PermissionDenied
+from .ownership import (ADDRESS_ENV, DEFAULT as DEFAULT_REVISION, ISTIO_CNI_CLAIM, REV_LABEL, SELECTOR, TAG_LABEL,
+                        Claim, revision_tags, waypoint_claim, ztunnel_claim)
 from .versions import IstioVersion, parse_version, version_from_image
 
 if TYPE_CHECKING:
@@ -20,10 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REVISION = "default"
-REV_LABEL = "istio.io/rev"
-TAG_LABEL = "istio.io/tag"
-WAYPOINT_CLASS = "istio-waypoint"
+# A Gateway is a waypoint when its GatewayClass names this controller, whatever the class is called
+# (pilot/pkg/config/kube/gateway); the class names below are only what is assumed when classes
+# cannot be read: Istio's default class and 1.31's experimental agentgateway waypoint class.
+MESH_CONTROLLER = "istio.io/mesh-controller"
+KNOWN_WAYPOINT_CLASSES = frozenset({"istio-waypoint", "istio-agentgateway-waypoint"})
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 
@@ -34,9 +38,17 @@ class DataPlaneKind:
     name: str
     selector: str
     container: str
+    alternatives: tuple[str, ...] = ()  # other names the proxy container has (agentgateway waypoints)
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        return (self.container,) + self.alternatives
 
 
-WAYPOINT = DataPlaneKind("waypoint", "gateway.istio.io/managed=istio.io-mesh-controller", "istio-proxy")
+# istiod labels a waypoint's Deployment and pods gateway.istio.io/managed=<controller, "/" as "-">
+# (manifests/charts/istio-control/istio-discovery/files/waypoint.yaml).
+WAYPOINT = DataPlaneKind("waypoint", "gateway.istio.io/managed=istio.io-mesh-controller", "istio-proxy",
+                         ("agentgateway",))
 ZTUNNEL = DataPlaneKind("ztunnel", "app=ztunnel", "istio-proxy")
 ISTIO_CNI = DataPlaneKind("istio-cni", "k8s-app=istio-cni-node", "install-cni")
 DATA_PLANE_KINDS = (WAYPOINT, ZTUNNEL, ISTIO_CNI)
@@ -62,6 +74,7 @@ class PodRecord:
     service_account: str | None
     started: str | None
     containers: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # of the chosen container: only istiod's addresses
 
     @property
     def revision(self) -> str | None:
@@ -88,11 +101,16 @@ class DataPlaneWorkload:
     kind: str
     namespace: str
     workload: str
-    revision: str | None  # as the workload names it; None when unset
+    claim: Claim  # what it says about its control plane (ownership.py)
     version: IstioVersion | None
     version_text: str | None  # what to show when the version could not be parsed
     version_source: str
     pods: list[PodRecord]
+
+    @property
+    def revision(self) -> str | None:
+        """The revision or tag the workload names; None when it names none."""
+        return self.claim.named_revision
 
 
 @dataclass
@@ -117,17 +135,20 @@ class MeshInventory:
     sail: SailResources
     gateway_api: bool
     waypoint_gateways: list[dict]
+    service_revisions: dict[tuple[str, str], str] = field(default_factory=dict)  # istiod Services' istio.io/rev
 
 
 # -- reducing raw objects ------------------------------------------------------------------
 
 
-def reduce_pod(pod: dict, container: str | None = None) -> PodRecord:
-    """Keep what the checks read; `container` picks whose image is the version."""
+def reduce_pod(pod: dict, container: str | tuple[str, ...] | None = None) -> PodRecord:
+    """Keep what the checks read; `container` (or the first present of several) is whose image is the version."""
     meta, spec, status = _field(pod, "metadata"), _field(pod, "spec"), _field(pod, "status")
     containers = _entries(spec, "containers")
     statuses = _entries(status, "containerStatuses")
-    chosen = _by_name(containers, container) if container else (containers[0] if containers else None)
+    names = (container,) if isinstance(container, str) else (container or ())
+    chosen = next((c for c in (_by_name(containers, n) for n in names) if c), None) if names else \
+        (containers[0] if containers else None)
     chosen_status = _by_name(statuses, (chosen or {}).get("name"))
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -148,6 +169,8 @@ def reduce_pod(pod: dict, container: str | None = None) -> PodRecord:
         service_account=spec.get("serviceAccountName"),
         started=status.get("startTime"),
         containers=[str(c.get("name")) for c in containers],
+        env={str(e.get("name")): e["value"] for e in _entries(chosen or {}, "env")
+             if e.get("name") in ADDRESS_ENV and isinstance(e.get("value"), str)},
     )
 
 
@@ -220,24 +243,39 @@ def pod_version(pod: PodRecord, container: str) -> tuple[IstioVersion | None, st
 def fetch_inventory(cluster: "Cluster", namespace: str | None = None) -> MeshInventory:
     """Every control plane, and every data-plane workload (in `namespace`, or all when None)."""
     sail = fetch_sail(cluster)
-    tags = fetch_revision_tags(cluster)
+    service_revisions, tag_services = fetch_istiod_services(cluster)
+    tags = revision_tags(fetch_tag_webhooks(cluster), tag_services)
     control_planes = fetch_control_planes(cluster, sail)
     for cp in control_planes:
         cp.tags = sorted(tag for tag, rev in tags.items() if rev == cp.revision)
     gateway_api = cluster.has_api(r.GATEWAYS)
     gateways = []
     if gateway_api:
-        gateways = [
-            g for g in cluster.list(r.GATEWAYS, namespace, transform=_reduce_gateway)
-            if g["className"] == WAYPOINT_CLASS
-        ]
+        classes = fetch_waypoint_classes(cluster)
+        gateways = [g for g in cluster.list(r.GATEWAYS, namespace, transform=_reduce_gateway)
+                    if g["className"] in classes]
     data_plane: list[DataPlaneWorkload] = []
     for kind in DATA_PLANE_KINDS:
         pods = cluster.list(r.PODS, namespace, label_selector=kind.selector,
-                            transform=lambda pod, c=kind.container: reduce_pod(pod, c))
+                            transform=lambda pod, c=kind.containers: reduce_pod(pod, c))
         data_plane.extend(group_workloads(kind, pods, sail))
     data_plane.extend(_waypoints_without_pods(gateways, data_plane))
-    return MeshInventory(control_planes, tags, data_plane, sail, gateway_api, gateways)
+    _add_namespace_claims(cluster, data_plane)
+    return MeshInventory(control_planes, tags, data_plane, sail, gateway_api, gateways, service_revisions)
+
+
+def fetch_waypoint_classes(cluster: "Cluster") -> frozenset[str]:
+    """Names of the GatewayClasses whose controllerName is istio.io/mesh-controller.
+
+    Where classes cannot be read (no permission), Istio's own waypoint class names are assumed.
+    """
+    try:
+        classes = cluster.list(r.GATEWAY_CLASSES, transform=lambda o: (
+            _field(o, "metadata").get("name"), _field(o, "spec").get("controllerName")))
+    except PermissionDenied as exc:
+        log.warning("%s; assuming the waypoint classes are %s", exc.message, ", ".join(sorted(KNOWN_WAYPOINT_CLASSES)))
+        return KNOWN_WAYPOINT_CLASSES
+    return frozenset(name for name, controller in classes if isinstance(name, str) and controller == MESH_CONTROLLER)
 
 
 def _reduce_gateway(obj: dict) -> dict:
@@ -246,7 +284,7 @@ def _reduce_gateway(obj: dict) -> dict:
         "name": str(meta.get("name") or ""),
         "namespace": str(meta.get("namespace") or ""),
         "labels": _str_map(meta.get("labels")),
-        "className": spec.get("gatewayClassName"),
+        "className": _text(spec.get("gatewayClassName")),
         "listeners": _entries(spec, "listeners"),
         "conditions": _entries(status, "conditions"),
     }
@@ -256,20 +294,57 @@ def _waypoints_without_pods(gateways: list[dict], found: list[DataPlaneWorkload]
     """A waypoint Gateway with no pods has no version: say so instead of hiding it."""
     with_pods = {(w.namespace, w.workload) for w in found if w.kind == WAYPOINT.name}
     return [
-        DataPlaneWorkload(WAYPOINT.name, g["namespace"], g["name"], g["labels"].get(REV_LABEL), None, None,
+        DataPlaneWorkload(WAYPOINT.name, g["namespace"], g["name"], waypoint_claim({}, g["labels"]), None, None,
                           "the Gateway has no running waypoint pods", [])
         for g in gateways if (g["namespace"], g["name"]) not in with_pods
     ]
 
 
-def fetch_revision_tags(cluster: "Cluster") -> dict[str, str]:
-    """Revision tags: MutatingWebhookConfigurations istio-revision-tag-<tag>."""
-    tags: dict[str, str] = {}
-    for webhook in cluster.list(r.MUTATING_WEBHOOKS, label_selector=TAG_LABEL, transform=lambda o: _field(o, "metadata")):
-        labels = _str_map(webhook.get("labels"))
-        if labels.get(TAG_LABEL) and labels.get(REV_LABEL):
-            tags.setdefault(labels[TAG_LABEL], labels[REV_LABEL])
-    return tags
+def _add_namespace_claims(cluster: "Cluster", data_plane: list[DataPlaneWorkload]) -> None:
+    """A waypoint naming no revision belongs to its namespace's istio.io/rev: read only those namespaces."""
+    labels_of: dict[str, dict[str, str]] = {}
+    for workload in data_plane:
+        if workload.kind != WAYPOINT.name or workload.claim.kind != SELECTOR or workload.claim.value:
+            continue
+        if workload.namespace not in labels_of:
+            labels_of[workload.namespace] = _namespace_labels(cluster, workload.namespace)
+        workload.claim = waypoint_claim({}, {}, labels_of[workload.namespace])
+
+
+def _namespace_labels(cluster: "Cluster", namespace: str) -> dict[str, str]:
+    try:
+        return _str_map(_field(cluster.get(r.NAMESPACES, namespace), "metadata").get("labels"))
+    except (NotFound, PermissionDenied) as exc:
+        log.debug("labels of namespace %s not read: %s", namespace, exc)
+        return {}
+
+
+def fetch_tag_webhooks(cluster: "Cluster") -> list[dict[str, str]]:
+    """Labels of the MutatingWebhookConfigurations istio-revision-tag-<tag>."""
+    return cluster.list(r.MUTATING_WEBHOOKS, label_selector=TAG_LABEL,
+                        transform=lambda o: _str_map(_field(o, "metadata").get("labels")))
+
+
+def fetch_istiod_services(cluster: "Cluster") -> tuple[dict[tuple[str, str], str], list[dict[str, str]]]:
+    """Services labelled istio.io/rev: istiod's own (by (namespace, name) -> revision, where ztunnel's
+    XDS_ADDRESS leads) and the revision tag Services istiod-revision-tag-<tag> (their labels).
+
+    Optional: without permission to list Services, tags come from the webhooks alone and addresses
+    are matched by name.
+    """
+    try:
+        services = cluster.list(r.SERVICES, label_selector=REV_LABEL, transform=lambda o: _field(o, "metadata"))
+    except PermissionDenied as exc:
+        log.warning("%s; revision tags are read from webhooks only", exc.message)
+        return {}, []
+    revisions, tag_labels = {}, []
+    for meta in services:
+        labels = _str_map(meta.get("labels"))
+        if labels.get(TAG_LABEL):
+            tag_labels.append(labels)
+        if labels.get("app") == "istiod" and labels.get(REV_LABEL):
+            revisions[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = labels[REV_LABEL]
+    return revisions, tag_labels
 
 
 def fetch_control_planes(cluster: "Cluster", sail: SailResources) -> list[ControlPlane]:
@@ -323,28 +398,45 @@ def fetch_sail(cluster: "Cluster") -> SailResources:
     if not cluster.has_api(r.SAIL_ISTIOS):
         return found
     found.istios = cluster.list(r.SAIL_ISTIOS)
-    for attr, resource in (("revisions", r.SAIL_REVISIONS), ("cnis", r.SAIL_CNIS), ("ztunnels", r.SAIL_ZTUNNELS)):
-        if cluster.has_api(resource):
-            setattr(found, attr, cluster.list(resource))
+    for attr, resources in (("revisions", (r.SAIL_REVISIONS,)), ("cnis", (r.SAIL_CNIS,)),
+                            ("ztunnels", (r.SAIL_ZTUNNELS, r.SAIL_ZTUNNELS_V1ALPHA1))):
+        served = next((resource for resource in resources if cluster.has_api(resource)), None)
+        if served is not None:
+            setattr(found, attr, cluster.list(served))
     return found
 
 
 def group_workloads(kind: DataPlaneKind, pods: list[PodRecord], sail: SailResources) -> list[DataPlaneWorkload]:
-    """One entry per workload and version, so 5,000 ztunnel pods on one version are one line."""
+    """One entry per workload, version and owner claim, so 5,000 ztunnel pods on one version are one line."""
     groups: dict[tuple, DataPlaneWorkload] = {}
     for pod in pods:
-        version, source = pod_version(pod, kind.container)
+        version, source = pod_version(pod, _chosen_name(pod, kind))
         if version is None:
             version, source = _sail_version(kind, pod.namespace, sail, source)
-        key = (pod.namespace, pod.workload, version.raw if version else None, pod.revision)
+        claim = claim_of(kind, pod)
+        key = (pod.namespace, pod.workload, version.raw if version else None, claim)
         group = groups.get(key)
         if group is None:
             group = groups[key] = DataPlaneWorkload(
-                kind.name, pod.namespace, pod.workload, pod.revision, version,
+                kind.name, pod.namespace, pod.workload, claim, version,
                 None if version else _tag_text(pod.image), source, [],
             )
         group.pods.append(pod)
     return list(groups.values())
+
+
+def _chosen_name(pod: PodRecord, kind: DataPlaneKind) -> str:
+    """Which of the kind's container names this pod has (for messages)."""
+    return next((name for name in kind.containers if name in pod.containers), kind.container)
+
+
+def claim_of(kind: DataPlaneKind, pod: PodRecord) -> Claim:
+    """What a pod says about its control plane (ownership.py has the rules)."""
+    if kind.name == WAYPOINT.name:
+        return waypoint_claim(pod.annotations, pod.labels)
+    if kind.name == ZTUNNEL.name:
+        return ztunnel_claim(pod.annotations, pod.env)
+    return ISTIO_CNI_CLAIM
 
 
 def _sail_version(kind: DataPlaneKind, namespace: str, sail: SailResources,

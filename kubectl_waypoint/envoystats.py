@@ -24,10 +24,10 @@ still in flight (istiod's STALE without an error) is invisible to them.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from kubectl_waypoint.errors import BadInput
+from .errors import BadInput
+from .prometheus import MetricsError, Sample, parse
 
 CDS_SUCCESS = "envoy_cluster_manager_cds_update_success"
 CDS_REJECTED = "envoy_cluster_manager_cds_update_rejected"
@@ -40,19 +40,7 @@ BUILD = "istio_build"  # with component="proxy", tag=<the proxy's Istio version>
 REQUIRED = (CDS_SUCCESS, CDS_REJECTED, LDS_SUCCESS, LDS_REJECTED, SERVER_STATE)
 SERVER_STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
 
-_SAMPLE = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?[ \t]+(?P<value>\S+)(?:[ \t]+-?\d+)?")
-_LABEL = re.compile(r'\s*(?P<key>[a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _NOT_FOUND = "404 page not found"
-
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: Labels
-    value: float
-
 
 def parse_prometheus(text: str, source: str) -> list[Sample]:
     """Samples of Prometheus text exposition; BadInput naming the line for anything else."""
@@ -61,38 +49,15 @@ def parse_prometheus(text: str, source: str) -> list[Sample]:
         raise BadInput(f"{source} answered {_NOT_FOUND!r} instead of Prometheus metrics.")
     if body[:1] == "<":
         raise BadInput(f"{source} answered an HTML page instead of Prometheus metrics.")
-    samples = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        sample = _sample(line)
-        if sample is None:
-            shown = line if len(line) <= 60 else line[:60] + "..."
-            raise BadInput(f"{source} line {number} ({shown!r}) is not a Prometheus sample.")
-        samples.append(sample)
+    try:
+        samples = parse(text)
+    except MetricsError as error:
+        line = text.splitlines()[error.line - 1].strip()
+        shown = line if len(line) <= 60 else line[:60] + "..."
+        raise BadInput(f"{source} line {error.line} ({shown!r}) is not a Prometheus sample.") from None
     if not samples:
         raise BadInput(f"{source} holds no metrics.")
     return samples
-
-
-def _sample(line: str) -> Sample | None:
-    found = _SAMPLE.fullmatch(line)
-    if found is None:
-        return None
-    labels: list[tuple[str, str]] = []
-    rest = found["labels"] or ""
-    while rest.strip():
-        label = _LABEL.match(rest)
-        if label is None:
-            return None
-        labels.append((label["key"], re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], label["value"])))
-        rest = rest[label.end():]
-    try:
-        value = float(found["value"])
-    except ValueError:
-        return None
-    return Sample(found["name"], tuple(sorted(labels)), value)
 
 
 @dataclass(frozen=True)

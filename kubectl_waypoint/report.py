@@ -121,6 +121,31 @@ def _skew_document(result: SkewResult, origin: dict | None) -> dict:
     }
 
 
+def _split_decision(verdict, outcome) -> dict:
+    """How a split was decided (docs/statistics.md): the test, per backend the interval it used, the rates."""
+    if verdict.decision is None:
+        return {}
+
+    def rate(decision, limit_name: str, as_availability: bool) -> dict:
+        observed, bound, limit = decision.rate, decision.bound, decision.limit
+        if as_availability:  # availability is one minus the failure rate: its bound is an upper one
+            observed, bound, limit = 1 - observed, 1 - bound, 1 - limit
+        return {"observed": round(observed, 6), "bound": round(bound, 6), "confidence": decision.confidence,
+                limit_name: round(limit, 6), "count": decision.bad, "of": decision.total, "verdict": decision.verdict}
+
+    return {
+        "measuredBy": verdict.measured_by,
+        "test": verdict.test,
+        "tolerance": verdict.tolerance,
+        "decision": {b.name: {"count": b.count, "share": round(b.share, 6), "expected": round(b.expected, 6),
+                              "interval": [round(b.low, 6), round(b.high, 6)], "confidence": b.confidence,
+                              "verdict": b.verdict} for b in verdict.decision.backends},
+        "availabilityDecision": rate(verdict.availability_decision, "required", True),
+        "unmatchedDecision": rate(verdict.unmatched_decision, "allowed", False),
+        "notes": list(outcome.notes),
+    }
+
+
 def probe_report(outcome, origin: dict | None = None) -> dict:
     """ProbeReport from a `probe.engine.ProbeOutcome` (the contract's fields first, then more)."""
     verdict, client = outcome.verdict, outcome.client
@@ -153,6 +178,7 @@ def probe_report(outcome, origin: dict | None = None) -> dict:
         "warnings": list(client.warnings),
         "curlErrors": list(outcome.curl_errors),
     }
+    document.update(_split_decision(verdict, outcome))
     if outcome.duration_s is not None:
         document.update({
             "availability": verdict.availability,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .discovery import DEFAULT_REVISION, ControlPlane, DataPlaneWorkload, MeshInventory
+from .discovery import ControlPlane, DataPlaneWorkload, MeshInventory
+from .ownership import EVERY, ControlPlaneIndex
 from .versions import judge_skew
 
 KIND_ORDER = {"waypoint": 0, "ztunnel": 1, "istio-cni": 2}
@@ -24,6 +25,7 @@ class SkewComponent:
     status: str  # ok | ahead | too-old | unknown
     message: str
     source: str
+    owner_source: str = ""  # where its control plane was read (ownership.Claim.via)
 
 
 @dataclass
@@ -34,40 +36,25 @@ class SkewResult:
     summary: str
 
 
-def resolve_control_plane(revision: str | None, planes: list[ControlPlane],
-                          tags: dict[str, str]) -> tuple[ControlPlane | None, str]:
-    """The istiod a workload belongs to: its istio.io/rev (a revision or a tag), else the default."""
-    by_revision = {}
-    for plane in planes:
-        by_revision.setdefault(plane.revision, plane)
-    if revision:
-        if revision in by_revision:
-            return by_revision[revision], ""
-        if revision in tags and tags[revision] in by_revision:
-            return by_revision[tags[revision]], ""
-        if revision in tags:
-            return None, (f'revision tag "{revision}" points at revision "{tags[revision]}", '
-                          "which no istiod Deployment runs")
-        return None, f'revision "{revision}" matches no istiod Deployment and no revision tag'
-    if DEFAULT_REVISION in by_revision:
-        return by_revision[DEFAULT_REVISION], ""
-    if DEFAULT_REVISION in tags and tags[DEFAULT_REVISION] in by_revision:
-        return by_revision[tags[DEFAULT_REVISION]], ""
-    if len(by_revision) == 1:
-        return next(iter(by_revision.values())), ""
-    if not planes:
-        return None, "no istiod Deployment was found in any namespace"
-    return None, ('it sets no istio.io/rev and there is no default revision or "default" revision tag '
-                  "to judge it against")
+def control_plane_index(inventory: MeshInventory) -> ControlPlaneIndex:
+    return ControlPlaneIndex(inventory.control_planes, inventory.tags, inventory.service_revisions)
 
 
-def judge_component(workload: DataPlaneWorkload, planes: list[ControlPlane], tags: dict[str, str]) -> SkewComponent:
-    plane, problem = resolve_control_plane(workload.revision, planes, tags)
+def planes_in_use(inventory: MeshInventory, index: ControlPlaneIndex) -> list[ControlPlane]:
+    """Control planes that own a waypoint or ztunnel, or serve workloads naming no revision."""
+    owners = [index.resolve(w.claim)[0] for w in inventory.data_plane if w.claim.kind != EVERY]
+    owners.append(index.default_plane())
+    return [p for p in inventory.control_planes if any(p is o for o in owners)]
+
+
+def judge_component(workload: DataPlaneWorkload, index: ControlPlaneIndex,
+                    in_use: list[ControlPlane] = ()) -> SkewComponent:
+    plane, problem = index.resolve(workload.claim, in_use)
     name = workload.kind if workload.kind != "waypoint" else f"waypoint {workload.namespace}/{workload.workload}"
     shown_version = workload.version.raw if workload.version else workload.version_text
     judgement = judge_skew(plane.version if plane else None, workload.version)
     if plane is None:
-        message = f"{name}: {problem}; check its istio.io/rev label or annotation"
+        message = f"{name}: {problem} ({workload.claim.via}); check its istio.io/rev label or annotation"
     elif not workload.pods:
         message = f"{name}: {workload.version_source}; check the Deployment and istiod's logs"
     elif workload.version is None:
@@ -85,8 +72,15 @@ def judge_component(workload: DataPlaneWorkload, planes: list[ControlPlane], tag
         control_plane_version=plane.version.raw if plane and plane.version else None,
         control_plane=f"{plane.namespace}/{plane.revision}" if plane else None,
         minor_skew=judgement.minor_skew, status=judgement.status, message=message,
-        source=workload.version_source,
+        source=workload.version_source, owner_source=workload.claim.via,
     )
+
+
+def judge_workloads(inventory: MeshInventory, kinds: tuple[str, ...] | None = None) -> list[SkewComponent]:
+    """Each workload (of `kinds`, or all) judged against its own control plane."""
+    index = control_plane_index(inventory)
+    in_use = planes_in_use(inventory, index)
+    return [judge_component(w, index, in_use) for w in inventory.data_plane if kinds is None or w.kind in kinds]
 
 
 def _minor(version) -> str:
@@ -109,7 +103,7 @@ def _rule_message(name: str, workload: DataPlaneWorkload, plane: ControlPlane, s
 
 
 def judge_inventory(inventory: MeshInventory) -> SkewResult:
-    components = [judge_component(w, inventory.control_planes, inventory.tags) for w in inventory.data_plane]
+    components = judge_workloads(inventory)
     components.sort(key=lambda c: (KIND_ORDER.get(c.kind, 9), c.namespace, c.workload, c.version or ""))
     failed = [c for c in components if c.status in ("ahead", "too-old")]
     unknown = [c for c in components if c.status == "unknown"]

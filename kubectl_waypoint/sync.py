@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from kubectl_waypoint.envoystats import SERVER_STATES, ProxyXds
+from .envoystats import SERVER_STATES, ProxyXds
 from kubectl_waypoint.errors import BadInput
 from kubectl_waypoint.versions import IstioVersion, judge_skew, parse_version
 

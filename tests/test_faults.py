@@ -222,7 +222,8 @@ def test_exec_into_istiod_forbidden_makes_only_sync_status_inconclusive(run_cli,
     assert [c["id"] for c in inconclusive] == ["sync-status-available"]
     assert "pods/exec" in inconclusive[0]["message"] and '"istio-system"' in inconclusive[0]["message"]
     skipped = {c["id"] for c in doc["checks"] if c["status"] == "skip"}
-    assert skipped == {"waypoint-sync", "waypoint-proxy-version", "sail-istio-status"}  # Sail: not installed
+    assert skipped == {"waypoint-sync", "waypoint-proxy-version",  # Sail: not installed
+                       "sail-istio-status", "sail-ztunnel-status", "sail-istio-cni-status"}
     assert doc["summary"]["fail"] == 0 and doc["summary"]["pass"] >= 10
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -14,6 +15,7 @@ from kubectl_waypoint.render.probe import ProgressPrinter
 from kubectl_waypoint.sim import Scenario, SimCluster
 
 PRODUCTPAGE = "http://productpage.bookinfo:9080/productpage"
+REVIEWS = "http://reviews.bookinfo:9080/reviews/0"
 CONTRACT_FIELDS = {"apiVersion", "kind", "result", "client", "url", "requests", "statuses", "backends",
                    "expected", "pValue", "latencyMs"}
 
@@ -54,43 +56,151 @@ def probe(run_cli, kubeconfig, *args, expect=0):
 
 # ---------------------------------------------------------------- routing
 
-def test_the_routes_split_passes_with_evidence_and_one_exec(run_cli, cluster):
+def test_the_routes_split_is_decided_sequentially_from_the_waypoints_telemetry(run_cli, cluster):
     sim, kubeconfig = cluster()
-    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS, "--route", "bookinfo/reviews",
                 "-o", "json").json
     assert CONTRACT_FIELDS <= doc.keys()
-    assert (doc["kind"], doc["result"], doc["requests"]) == ("ProbeReport", "pass", 450)  # default count
-    assert doc["expected"] == {"reviews-v1": 0.8, "reviews-v2": 0.2}
+    assert (doc["kind"], doc["result"], doc["test"], doc["measuredBy"]) == ("ProbeReport", "pass", "sequential",
+                                                                         "telemetry")
+    assert doc["tolerance"] == 0.1 and doc["expected"] == {"reviews-v1": 0.8, "reviews-v2": 0.2}
+    sent = doc["requests"]
+    assert 80 <= sent < 450 and sent % 10 == 0 and doc["statuses"] == {"200": sent}
     assert set(doc["backends"]) == {"reviews-v1", "reviews-v2", "unmatched"} and doc["backends"]["unmatched"] == 0
-    assert doc["pValue"] > 0.001 and doc["statuses"] == {"200": 450}
-    assert doc["client"].startswith("curl/curl-")
-    assert doc["clientPod"]["serviceAccount"] == "curl" and doc["clientPod"]["pod"].startswith("curl-")
-    share = doc["shares"]["reviews-v1"]
-    assert share["low"] < 0.8 < share["high"]
+    # Who served, by the mesh's own record, is what the waypoint counted.
+    served = {}
+    for record in sim.mesh.records:
+        backend = record.answer.backend_pod.rsplit("-", 2)[0]
+        served[backend] = served.get(backend, 0) + 1
+    assert served == {name: n for name, n in doc["backends"].items() if n}
+    for name, decided in doc["decision"].items():
+        assert decided["verdict"] == "pass" and decided["interval"][0] <= decided["expected"] <= decided["interval"][1]
+        assert doc["shares"][name]["low"] == decided["interval"][0]  # one interval, the decision's
+    assert doc["availabilityDecision"]["verdict"] == "pass" and doc["availabilityDecision"]["required"] == 0.99
     execs = [r for r in sim.requests if r.resource == "pods/exec"]
-    assert len(execs) == 1 and execs[0].exec_argv[0] == "curl"
-    assert len(sim.mesh.records) == 450 and len({r.connection for r in sim.mesh.records}) == 450
+    curls = [r for r in execs if r.exec_argv[0] == "curl"]
+    stats = [r for r in execs if r.exec_argv[0] == "pilot-agent"]
+    assert len(curls) == sent // 10 and len(stats) == len(curls) + 1  # before, and after each batch
+    assert all("--header" in r.exec_argv and "Connection: close" in r.exec_argv for r in curls)
+    assert len(sim.mesh.records) == sent and len({r.connection for r in sim.mesh.records}) == sent
 
 
-def test_the_table_shows_shares_intervals_and_the_p_value(run_cli, cluster):
+def test_without_telemetry_for_the_client_the_bodies_say_who_served_and_the_report_says_why(run_cli, cluster):
     _, kubeconfig = cluster()
-    out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE,
-                "--expect-split", "reviews-v1=80,reviews-v2=20,reviews-v3=0", "--count", "400").stdout
-    assert "BACKEND" in out and "99.9% CI" in out and "p-value" in out
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
+                "-o", "json").json
+    assert (doc["result"], doc["measuredBy"]) == ("pass", "body")
+    assert any("counted none of the" in note and "from workload curl/curl" in note for note in doc["notes"])
+
+
+@contextlib.contextmanager
+def pilot_agent_says(sim, stdout: str = "", stderr: str = "", code: int = 0):
+    """Waypoint pods answer `pilot-agent request ...` this way (a broken proxy); everything else as usual."""
+
+    def handler(request, streams):
+        if request.argv[:1] == ["pilot-agent"]:
+            streams.write_stdout(stdout)
+            streams.write_stderr(stderr)
+            return code
+        return sim.default_exec_handler(request, streams)
+
+    sim.set_exec_handler(handler)
+    try:
+        yield
+    finally:
+        sim.set_exec_handler(None)
+
+
+def test_unreadable_metrics_fall_back_to_the_bodies_with_the_reason(run_cli, cluster):
+    sim, kubeconfig = cluster()
+
+    with pilot_agent_says(sim, stdout='istio_requests_total{reporter="waypoint",source_workload="curl 7\n'):
+        doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS, "--route", "bookinfo/reviews",
+                    "--match", r'"podname": "(reviews-v\d)', "-o", "json").json
+    assert (doc["result"], doc["measuredBy"]) == ("pass", "body")
+    assert doc["notes"] == ["Who served was read from the response bodies: line 1 of the waypoint's metrics is not "
+                            "Prometheus text ('istio_requests_total{reporter=\"waypoint\",source_workload=\"curl 7')"]
+
+
+def anonymous_app(versions=("a", "b")) -> Scenario:
+    """An application whose answers name no backend, behind a waypoint with two replicas, split 90/10.
+
+    Service blue selects the pods of web-a, green those of web-b (when `versions` has it).
+    """
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": "web", "namespace": "shop", "generation": 1},
+             "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "web", "port": 8080}],
+                      "rules": [{"backendRefs": [{"kind": "Service", "name": "blue", "port": 8080, "weight": 90},
+                                                 {"kind": "Service", "name": "green", "port": 8080, "weight": 10}]}]}}
+    app = [{"name": f"web-{version}", "namespace": "shop", "labels": {"app": "web", "version": version},
+            "containers": [{"name": "web", "image": "registry.example/web:1", "ports": [8080]}]}
+           for version in versions]
+    return Scenario.from_dict({
+        "name": "anonymous-app-" + "".join(versions), "description": "answers name no backend", "base": "bookinfo",
+        "namespaces": {"shop": {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}},
+        "workloads": [*app, {"kind": "Waypoint", "name": "waypoint", "namespace": "shop", "for": "service",
+                             "revision": "default", "replicas": 2,
+                             "image": "registry.alauda.cn:60080/asm/proxyv2:1.28.6-asm-r3"}],
+        "services": [{"name": "web", "namespace": "shop", "selector": {"app": "web"}, "ports": [8080]},
+                     {"name": "blue", "namespace": "shop", "selector": {"app": "web", "version": "a"},
+                      "ports": [8080]},
+                     {"name": "green", "namespace": "shop", "selector": {"app": "web", "version": "b"},
+                      "ports": [8080]}],
+        "objects": [route]})
+
+
+def test_any_application_is_measured_by_the_telemetry_of_every_waypoint_replica(run_cli, cluster):
+    sim, kubeconfig = cluster(anonymous_app())
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route", "shop/web",
+                "-o", "json").json
+    assert (doc["result"], doc["measuredBy"], doc["test"]) == ("pass", "telemetry", "sequential")
+    assert doc["backends"]["blue"] + doc["backends"]["green"] == doc["requests"]
+    waypoints = {r.path.split("/")[6] for r in sim.requests if r.exec_argv and r.exec_argv[0] == "pilot-agent"}
+    assert len(waypoints) == 2  # both replicas were read
+    # The bodies could not have told: they name the pods (web-a-...), not the Services blue and green.
+    with pilot_agent_says(sim, stderr="pilot-agent: connection refused\n", code=1):
+        bodies = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route",
+                       "shop/web", "-o", "json", expect=1).json
+    assert bodies["measuredBy"] == "body" and bodies["backends"]["unmatched"] == bodies["requests"]
+    assert "exited 1 (pilot-agent: connection refused)" in bodies["notes"][0]
+    assert "named no backend, more than 5% (--max-unmatched)" in bodies["reasons"][0]
+
+
+def test_requests_the_waypoint_fails_itself_count_against_availability(run_cli, cluster):
+    _, kubeconfig = cluster(anonymous_app(versions=("a",)))  # green selects no pod: the waypoint answers 503 UH
+    doc = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", "http://web.shop:8080/", "--route", "shop/web",
+                "-o", "json", expect=1).json
+    assert doc["measuredBy"] == "telemetry" and doc["backends"]["green"] == 0
+    failed = doc["availabilityDecision"]
+    assert failed["verdict"] == "fail" and failed["count"] == doc["statuses"]["503"] > 0
+    assert doc["reasons"][0].startswith(f"{failed['count']} of {doc['requests']} requests were failed by the mesh: "
+                                        "availability ")
+
+
+def test_the_table_shows_each_backends_interval_and_decision(run_cli, cluster):
+    _, kubeconfig = cluster()
+    out = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS,
+                "--expect-split", "reviews-v1=80,reviews-v2=20,reviews-v3=0", "--count", "200").stdout
+    assert "split: equivalence test, tolerance 0.1, who served measured by telemetry" in out
+    assert "INTERVAL" in out and "DECISION" in out and "availability 100.0%" in out
     assert [line.split()[0] for line in out.splitlines() if line.startswith("reviews-v")] == \
         ["reviews-v1", "reviews-v2", "reviews-v3"]
-    assert "result: pass" in out and "\x1b[" not in out
+    assert "REQUESTS 200 sent" in out and "\x1b[" not in out
 
 
-def test_a_split_the_waypoint_ignores_fails(run_cli, cluster):
+def test_a_split_the_waypoint_ignores_fails_fast(run_cli, cluster):
     _, kubeconfig = cluster("split-ignored")
-    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
-                   "--count", "100", "-o", "json", expect=1)
+    result = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS, "--route", "bookinfo/reviews",
+                   "-o", "json", expect=1)
     doc = result.json
-    assert doc["result"] == "fail" and doc["pValue"] <= 0.001
-    assert "The traffic split differs from the expected one" in doc["reasons"][0]
-    table = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", PRODUCTPAGE, "--route", "bookinfo/reviews",
-                  "--count", "100", expect=1).stdout
+    assert doc["result"] == "fail" and doc["requests"] < 100
+    assert doc["reasons"][0].startswith("The traffic split differs from the expected one (a share 10% off its weight "
+                                      "explains the counts better): reviews-v1 ")
+    assert doc["decision"]["reviews-v1"]["verdict"] == "fail"
+    low, high = doc["decision"]["reviews-v1"]["interval"]
+    assert not low <= 0.8 <= high
+    table = probe(run_cli, kubeconfig, "-n", "curl", "deploy/curl", REVIEWS, "--route", "bookinfo/reviews",
+                  "--count", "200", expect=1).stdout
     assert "result: fail" in table
 
 
@@ -240,6 +350,11 @@ def test_shell_metacharacters_reach_the_mesh_literally_and_run_nothing(run_cli, 
     (["--interval", "1s"], "needs --duration too"),
     (["--duration", "5 minutes"], 'invalid value "5 minutes" for --duration'),
     (["--count", "0"], "--count 0 is not a positive number"),
+    (["--expect-split", "reviews-v1=80,reviews-v2"], "give every backend a weight (reviews-v2=0 for none) or none"),
+    (["--route", "bookinfo/reviews", "--count", "20"], "--count 20 is too few: the split can be shown within 0.1 "
+                                                      "of its weights only from 57 requests; pass --count 57"),
+    (["--route", "bookinfo/reviews", "--max-requests", "50"], "pass --max-requests 82 or more"),
+    (["--tolerance", "0.6"], "--tolerance 0.6 is not between 0 and 0.5"),
     (["--alpha", "2"], "--alpha 2.0 is not between 0 and 1"),
     (["--match", "(unclosed"], "is not a valid regular expression"),
     (["--route", "bookinfo/nope"], 'HTTPRoute "nope" was not found in namespace "bookinfo"'),
@@ -332,7 +447,8 @@ def test_verify_can_pick_enrolled_client_pods_automatically(cluster):
     api = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig, context=None, cluster=None, user=None,
                                               namespace=None, request_timeout="0")))
     everyone = find_client_pods(api)
-    assert {c.pod.split("-")[0] for c in everyone} == {"curl", "productpage", "details", "ratings", "reviews"}
+    assert {c.pod.split("-")[0] for c in everyone} == {"curl", "productpage", "details", "ratings", "reviews",
+                                                        "httpbin"}
     assert all(c.container not in ("istio-proxy", "discovery") for c in everyone)  # no waypoint, ztunnel, istiod
     (curl,) = find_client_pods(api, service_account="curl/curl")
     assert (curl.namespace, curl.container, curl.identity) == ("curl", "curl", "curl/curl")

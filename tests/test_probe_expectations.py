@@ -11,6 +11,8 @@ from kubectl_waypoint.probe.curl import Response
 from kubectl_waypoint.probe.expectations import (
     DEFAULT_CHECK_COUNT,
     Expectation,
+    Served,
+    SplitDesign,
     classify,
     compile_match,
     default_count,
@@ -208,34 +210,43 @@ def test_a_passing_split_carries_the_report_evidence():
     responses = [page("reviews-v1")] * 360 + [page("reviews-v2")] * 90
     verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=450)
     assert verdict.result == "pass"
-    assert verdict.requests == 450
+    assert (verdict.requests, verdict.test, verdict.tolerance, verdict.measured_by) == (450, "equivalence", 0.1, "body")
     assert verdict.backends == {"reviews-v1": 360, "reviews-v2": 90, "unmatched": 0}
     assert verdict.expected == {"reviews-v1": 0.8, "reviews-v2": 0.2}
-    assert verdict.p_value == pytest.approx(1.0)
     share = verdict.shares["reviews-v1"]
-    assert share.observed == 0.8 and share.low < 0.8 < share.high and share.expected == 0.8
-    assert verdict.reasons == [
-        "All 450 requests were answered HTTP 2xx; the split matches the expected one (p = 1): "
-        "reviews-v1 80.0%, reviews-v2 20.0%."
-    ]
+    decided = verdict.decision.backends[0]
+    assert (share.low, share.high) == (decided.low, decided.high)  # the shown interval is the decision's
+    assert 0.7 <= share.low < 0.8 < share.high <= 0.9 and decided.confidence == pytest.approx(0.9)
+    assert verdict.reasons[0].startswith(
+        "All 450 requests were answered HTTP 2xx; the split is within 10% of the weights (equivalence test, "
+        "measured by body): reviews-v1 80.0% [")
 
 
-def test_a_wrong_split_fails_whatever_the_sample_size_and_names_the_shares():
+def test_a_wrong_split_fails_and_names_the_shares_with_the_interval_that_decided():
     responses = [page("reviews-v1")] * 50 + [page("reviews-v2")] * 50
     verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=100)
     assert verdict.result == "fail"
-    assert verdict.p_value < 1e-9
-    assert verdict.reasons[0].startswith("The traffic split differs from the expected one (p = ")
-    assert "reviews-v1 50.0% [" in verdict.reasons[0] and "(expected 80.0%)" in verdict.reasons[0]
+    assert verdict.reasons[0].startswith(
+        "The traffic split differs from the expected one by more than 10%: reviews-v1 50.0% [")
+    assert "99.9% interval] expected 80.0%" in verdict.reasons[0]
 
 
-def test_unmatched_responses_up_to_five_percent_are_tolerated():
+def test_a_split_within_the_tolerance_but_not_yet_shown_is_inconclusive_and_says_how_many_to_send():
+    responses = [page("reviews-v1")] * 40 + [page("reviews-v2")] * 10
+    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=50)
+    assert verdict.result == "inconclusive" and verdict.required_requests == 114
+    assert "50 requests cannot decide the split" in verdict.reasons[0]
+    assert "send more (--count 114), or drop --count for the sequential test." in verdict.reasons[0]
+
+
+def test_unmatched_responses_are_judged_by_a_bound():
     matched = [page("reviews-v1")] * 342 + [page("reviews-v2")] * 86
-    tolerated = judge(Expectation.split(SPLIT_80_20), matched + [ok(b"no reviews")] * 22, sent=450)
-    assert tolerated.result == "pass" and tolerated.backends["unmatched"] == 22
-    too_many = judge(Expectation.split(SPLIT_80_20), matched + [ok(b"no reviews")] * 30, sent=458)
+    tolerated = judge(Expectation.split(SPLIT_80_20), matched + [ok(b"no reviews")] * 30, sent=458)
+    assert tolerated.result == "pass" and tolerated.backends["unmatched"] == 30  # 6.6%, not shown above 5%
+    too_many = judge(Expectation.split(SPLIT_80_20), matched + [ok(b"no reviews")] * 60, sent=488)
     assert too_many.result == "fail"
-    assert "30 of 458 successful responses (6.6%) named no backend" in too_many.reasons[0]
+    assert "60 of 488 answered requests (12.3%, at least " in too_many.reasons[0]
+    assert "named no backend, more than 5% (--max-unmatched)" in too_many.reasons[0]
 
 
 def test_a_backend_outside_the_split_found_by_match_fails():
@@ -244,20 +255,62 @@ def test_a_backend_outside_the_split_found_by_match_fails():
     verdict = judge(expectation, responses, sent=450)
     assert verdict.result == "fail"
     assert verdict.backends["reviews-v3"] == 1
-    assert "1 response came from reviews-v3, which is not a backend of the expected split." in verdict.reasons
+    assert "1 response came from reviews-v3 (by their bodies), which is not a backend of the expected split." \
+        in verdict.reasons
 
 
-def test_failed_requests_do_not_count_in_the_split_but_fail_the_probe():
-    responses = [page("reviews-v1")] * 360 + [page("reviews-v2")] * 90 + [UNAVAILABLE] * 5
-    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=455)
-    assert verdict.result == "fail"
-    assert verdict.backends == {"reviews-v1": 360, "reviews-v2": 90, "unmatched": 0}
-    assert verdict.reasons == [
-        "5 of 455 requests were not answered HTTP 2xx (HTTP 503 x5); 98.9% were, at least 100.0% required."
-    ]
+def test_failed_requests_do_not_count_in_the_split_and_fail_only_when_availability_is_shown_low():
+    split = [page("reviews-v1")] * 360 + [page("reviews-v2")] * 90
+    tolerated = judge(Expectation.split(SPLIT_80_20), split + [UNAVAILABLE] * 5, sent=455, min_availability=0.99)
+    assert tolerated.result == "pass"
+    assert tolerated.backends == {"reviews-v1": 360, "reviews-v2": 90, "unmatched": 0}
+    failing = judge(Expectation.split(SPLIT_80_20), split + [UNAVAILABLE] * 25, sent=475, min_availability=0.99)
+    assert failing.result == "fail"
+    assert failing.reasons[0].startswith("25 of 475 requests were not answered HTTP 2xx (HTTP 503 x25): availability "
+                                         "94.7%, at most ")
+    assert failing.reasons[0].endswith("below the 99.0% required (--min-availability).")
+    strict = judge(Expectation.split(SPLIT_80_20), split + [UNAVAILABLE], sent=451)  # the default: every request
+    assert strict.result == "fail"
+
+
+def test_a_reused_connection_makes_a_split_inconclusive():
+    responses = [page("reviews-v1")] * 359 + [page("reviews-v1", time_s=0.01)] + [page("reviews-v2")] * 90
+    responses[3] = Response("200", 0, b"<html>reviews-v1</html>", 0.01, False)
+    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=450)
+    assert verdict.result == "inconclusive" and not verdict.undecided
+    assert verdict.reasons == ["1 of 450 requests came on a reused connection: those did not choose a "
+                               "waypoint anew and are not independent samples, so the split cannot be judged (check "
+                               "that nothing in the client pod keeps connections alive)."]
+
+
+def test_telemetry_counts_decide_who_served_and_an_application_404_still_counts():
+    responses = [ok(b"not found", status="404")] * 450
+    served = Served({"reviews-v1": 362, "reviews-v2": 88})
+    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=450, served=served, min_availability=0.99)
+    assert verdict.result == "pass" and verdict.measured_by == "telemetry"
+    assert verdict.backends == {"reviews-v1": 362, "reviews-v2": 88, "unmatched": 0}
+    failed = judge(Expectation.split(SPLIT_80_20), responses, sent=450, min_availability=0.99,
+                   served=Served({"reviews-v1": 340, "reviews-v2": 80}, waypoint_failures=30))
+    assert failed.result == "fail" and "30 of 450 requests were failed by the mesh" in failed.reasons[0]
+    uncounted = judge(Expectation.split(SPLIT_80_20), responses, sent=450,
+                      served=Served({"reviews-v1": 240, "reviews-v2": 60}))
+    assert uncounted.result == "fail" and uncounted.backends["unmatched"] == 150
+    assert uncounted.reasons[0].startswith("150 of 450 answered requests (33.3%, at least ")
+    assert uncounted.reasons[0].endswith("were not counted by the waypoint, more than 5% (--max-unmatched); another "
+                                          "proxy may have served them.")
 
 
 def test_match_without_a_split_still_counts_backends():
     verdict = judge(Expectation.answered(match=re.compile(r"reviews-v\d")), [page("reviews-v1"), ok(b"-")], sent=2)
     assert verdict.backends == {"reviews-v1": 1, "unmatched": 1}
     assert verdict.p_value is None and verdict.expected is None
+
+
+def test_a_sequential_look_without_a_decision_asks_for_more_and_says_so_at_the_cap():
+    responses = [page("reviews-v1")] * 16 + [page("reviews-v2")] * 4
+    design = SplitDesign(test="sequential", max_requests=20)
+    verdict = judge(Expectation.split(SPLIT_80_20), responses, sent=20, design=design, min_availability=0.99)
+    assert verdict.result == "inconclusive" and verdict.undecided and verdict.test == "sequential"
+    assert verdict.reasons[0].startswith("After 20 requests the split, availability and unmatched share are not "
+                                         "decided yet (reviews-v1 80.0% [")
+    assert verdict.reasons[0].endswith("the cap is --max-requests 20: raise it, or check what makes the shares waver.")

@@ -170,9 +170,12 @@ odd_text = st.text(max_size=12)
 images = st.none() | odd_text | st.builds("{}:{}".format, st.sampled_from(
     ["registry/proxyv2", "localhost:5000/ztunnel", "x/install-cni", "a/pilot"]), version_like | odd_text) \
     | st.builds("registry/proxyv2@sha256:{}".format, odd_text)
+env = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["XDS_ADDRESS", "CA_ADDRESS"]) | json_values},
+                                     optional={"value": odd_text | json_values}) | json_values,
+               max_size=2) | json_values
 containers = st.lists(st.fixed_dictionaries(
-    {"name": st.sampled_from(["istio-proxy", "install-cni", "discovery", "app"]) | odd_text},
-    optional={"image": images}) | json_values, max_size=3) | json_values
+    {"name": st.sampled_from(["istio-proxy", "agentgateway", "install-cni", "discovery", "app"]) | odd_text},
+    optional={"image": images, "env": env}) | json_values, max_size=3) | json_values
 pod_status = st.fixed_dictionaries({}, optional={
     "phase": st.sampled_from(["Running", "Pending", "Failed"]) | json_values,
     "containerStatuses": st.lists(st.fixed_dictionaries({}, optional={
@@ -257,6 +260,14 @@ def test_discovery_over_malformed_objects_in_a_cluster(sail_cluster, data):
                     "spec": data.draw(json_values | st.fixed_dictionaries({
                         "gatewayClassName": st.just("istio-waypoint") | json_values, "listeners": json_values})),
                     "status": data.draw(json_values)})
+    objects.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                    "metadata": {"name": "class-fuzz"},
+                    "spec": data.draw(json_values | st.fixed_dictionaries({
+                        "controllerName": st.just("istio.io/mesh-controller") | json_values}))})
+    objects.append({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "istiod-revision-tag-fuzz", "namespace": "fuzz",
+                                 "labels": {**data.draw(odd_labels), "istio.io/rev": "fuzz"}},
+                    "spec": data.draw(json_values)})
     assume(all(isinstance(o.get("metadata"), dict) for o in objects))
     stored = [sim.store.put(o) for o in objects]
     try:
@@ -270,5 +281,6 @@ def test_discovery_over_malformed_objects_in_a_cluster(sail_cluster, data):
         for obj in stored:
             meta = obj["metadata"]
             sim.store.delete({"Pod": "pods", "Deployment": "deployments", "ZTunnel": "ztunnels", "Gateway": "gateways",
-                              "MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}[obj["kind"]],
+                              "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+                              "GatewayClass": "gatewayclasses", "Service": "services"}[obj["kind"]],
                              meta.get("namespace"), meta["name"])

@@ -157,7 +157,7 @@ def test_bookinfo_matches_the_upgrade_procedure():
     assert reviews == ["reviews", "reviews-v1", "reviews-v2", "reviews-v3"]
     (curl,) = [p for p in scenario.find("Pod", "curl")]
     assert curl["spec"]["serviceAccountName"] == "curl"
-    assert curl["status"]["containerStatuses"][0]["image"] == "docker.io/curlimages/curl:latest"
+    assert curl["status"]["containerStatuses"][0]["image"] == "docker.io/curlimages/curl:8.16.0"  # samples/curl
 
 
 def _images(scenario, label, value):
@@ -192,7 +192,7 @@ def test_revisions_scenario_has_tags_pointing_at_revisions():
     assert tags == {"default": "1-27-3", "prod": "1-28-6"}
     revs = {p["metadata"]["namespace"]: p["metadata"].get("annotations", {}).get("istio.io/rev")
             for p in scenario.find("Pod") if "gateway.networking.k8s.io/gateway-name" in p["metadata"]["labels"]}
-    assert revs == {"bookinfo": "prod", "legacy": "1-27-3", "edge": None}
+    assert revs == {"bookinfo": "1-28-6", "legacy": "1-27-3", "edge": "1-27-3"}  # the rendering revision
 
 
 def test_sail_scenario_keeps_ztunnel_version_only_in_its_custom_resource():
@@ -345,7 +345,7 @@ def test_pagination_walks_the_whole_list_in_etcd_order(api):
     _, everything = raw_json(api, "GET", "/api/v1/pods")
     assert "continue" not in everything["metadata"]
     keys = [f'{i["metadata"]["namespace"]}/{i["metadata"]["name"]}' for i in everything["items"]]
-    assert keys == sorted(keys) and len(keys) == 15
+    assert keys == sorted(keys) and len(keys) == 17  # 15 + httpbin v1 and v2
     pages, token = [], None
     while True:
         query = [("limit", "4")] + ([("continue", token)] if token else [])
@@ -355,7 +355,7 @@ def test_pagination_walks_the_whole_list_in_etcd_order(api):
         if not token:
             break
         assert page["metadata"]["remainingItemCount"] == len(keys) - 4 * len(pages)
-    assert [len(p["items"]) for p in pages] == [4, 4, 4, 3]
+    assert [len(p["items"]) for p in pages] == [4, 4, 4, 4, 1]
     assert [f'{i["metadata"]["namespace"]}/{i["metadata"]["name"]}' for p in pages for i in p["items"]] == keys
 
 

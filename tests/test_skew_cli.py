@@ -110,13 +110,19 @@ def test_revisions_and_tags(run_cli, cluster):
     _, kubeconfig = cluster("revisions")
     doc = run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").json
     planes = {p["revision"]: p for p in doc["controlPlanes"]}
-    assert planes["1-27-3"]["tags"] == ["default"] and planes["1-28-6"]["tags"] == ["prod"]
+    # canary exists only as a Service istiod-revision-tag-canary (Istio 1.28), prod as webhook and Service.
+    assert planes["1-27-3"]["tags"] == ["default"] and planes["1-28-6"]["tags"] == ["canary", "prod"]
     waypoints = {c["namespace"]: c for c in doc["components"] if c["kind"] == "waypoint"}
-    assert waypoints["bookinfo"]["revision"] == "prod"
+    # A waypoint pod's istio.io/rev annotation names the revision that rendered it, not its Gateway's tag.
+    assert waypoints["bookinfo"]["revision"] == "1-28-6"
     assert waypoints["bookinfo"]["controlPlaneVersion"] == "1.28.6-asm-r3"
     assert waypoints["legacy"]["controlPlaneVersion"] == "1.27.3-asm-r2"
-    assert waypoints["edge"]["revision"] is None  # unset: judged against the default tag's revision
+    assert waypoints["edge"]["revision"] == "1-27-3"  # the default tag's revision rendered it
     assert waypoints["edge"]["controlPlane"] == "istio-system/1-27-3"
+    by_kind = {c["kind"]: c for c in doc["components"] if c["kind"] != "waypoint"}
+    assert by_kind["ztunnel"]["controlPlane"] == "istio-system/1-27-3"  # its istio.io/rev annotation
+    assert by_kind["istio-cni"]["controlPlane"] == "istio-system/1-28-6"  # the newest control plane in use
+    assert by_kind["istio-cni"]["minorSkew"] == 1
     assert all(c["status"] == "ok" for c in doc["components"])
 
 

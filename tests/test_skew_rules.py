@@ -7,7 +7,8 @@ import pytest
 from kubectl_waypoint.discovery import (
     ISTIO_CNI, WAYPOINT, ZTUNNEL, ControlPlane, MeshInventory, SailResources, group_workloads, reduce_pod,
 )
-from kubectl_waypoint.skew import judge_inventory, resolve_control_plane
+from kubectl_waypoint.ownership import SELECTOR, Claim, ControlPlaneIndex
+from kubectl_waypoint.skew import judge_inventory
 from kubectl_waypoint.versions import parse_version
 
 
@@ -92,15 +93,19 @@ def test_sail_ztunnel_cr_supplies_the_version_of_a_digest_pinned_image():
 
 def test_revision_resolution_through_tags_and_defaults():
     planes = [plane("1-27-3", "1.27.3"), plane("1-28-6", "1.28.6")]
+
+    def resolve(label, tags):
+        return ControlPlaneIndex(planes, tags).resolve(Claim(SELECTOR, label, "test"))
+
     tags = {"default": "1-27-3", "prod": "1-28-6"}
-    assert resolve_control_plane("prod", planes, tags)[0].revision == "1-28-6"
-    assert resolve_control_plane("1-27-3", planes, tags)[0].revision == "1-27-3"
-    assert resolve_control_plane(None, planes, tags)[0].revision == "1-27-3"
-    missing, why = resolve_control_plane("canary", planes, tags)
+    assert resolve("prod", tags)[0].revision == "1-28-6"
+    assert resolve("1-27-3", tags)[0].revision == "1-27-3"
+    assert resolve(None, tags)[0].revision == "1-27-3"
+    missing, why = resolve("canary", tags)
     assert missing is None and 'revision "canary" matches no istiod' in why
-    none, why = resolve_control_plane(None, planes, {})
+    none, why = resolve(None, {})
     assert none is None and "no default revision" in why
-    dangling, why = resolve_control_plane("old", planes, {"old": "1-25-0"})
+    dangling, why = resolve("old", {"old": "1-25-0"})
     assert dangling is None and 'points at revision "1-25-0"' in why
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import one_line_error
-from kubectl_waypoint.sim import SimCluster
+from kubectl_waypoint.sim import Scenario, SimCluster
 
 STATIC = ("--skip", "routing,authorization")  # the traffic checks have their own tests
 
@@ -263,11 +263,16 @@ def test_authorization_not_enforced_fails_loudly(run_cli, cluster):
 
 
 def test_client_override_is_used(run_cli, cluster):
-    sim, kubeconfig = cluster("bookinfo")
-    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--client", "deploy/productpage-v1",
+    # A second client with curl, sorted after ratings (the automatic choice: the first Bookinfo image with curl).
+    scenario = Scenario.from_dict({"name": "two-clients", "description": "another client in bookinfo", "base": "bookinfo",
+                                   "workloads": [{"name": "zz-curl", "namespace": "bookinfo", "labels": {"app": "zz-curl"},
+                                                  "containers": [{"name": "curl", "image": "curlimages/curl:8.16.0",
+                                                                  "command": ["/bin/sleep", "infinity"]}]}]})
+    sim, kubeconfig = cluster(scenario)
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--client", "deploy/zz-curl",
                   "-o", "json").json
     (split,) = checks(doc)["route-split"]
-    assert split["status"] == "pass" and any("client: bookinfo/productpage-v1-" in e for e in split["evidence"])
+    assert split["status"] == "pass" and any("client: bookinfo/zz-curl-" in e for e in split["evidence"])
 
 
 def test_probe_config_describes_the_probe(run_cli, cluster, tmp_path):

@@ -186,6 +186,11 @@ def test_patterns_re2_and_python_read_differently_are_refused_with_the_reason(pa
         examples(pattern)
 
 
+def test_nested_repeats_give_a_reason_not_a_gigabyte_string():
+    with pytest.raises(NoExample, match="no request value"):
+        examples(r"((a{1000}){1000}){1000}")
+
+
 def test_a_filter_that_nothing_passes_is_a_reason_not_an_empty_list():
     with pytest.raises(NoExample, match="no request value"):
         examples(r"[a-c]", allowed=lambda s: s.startswith("/"))

@@ -156,6 +156,16 @@ def test_probe_config_can_describe_one_rule(run_cli, cluster, tmp_path):
     assert "url: http://reviews.bookinfo:9080/" in exact["evidence"]
 
 
+def test_a_route_on_a_service_of_another_namespace_is_not_probed_as_a_local_one(run_cli, cluster):
+    route = copy.deepcopy(SEVERAL_RULES)
+    route["spec"]["parentRefs"][0]["namespace"] = "curl"  # a consumer route on curl/reviews, not bookinfo/reviews
+    sim, kubeconfig = cluster(with_route(route))
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "-o", "json").json
+    assert {c["status"] for c in checks(doc, "route-split")} == {"skip"}
+    assert all("namespace curl (a consumer route" in c["message"] for c in checks(doc, "route-split"))
+    assert probes(sim) == []
+
+
 def test_a_rule_no_request_can_reach_is_skipped_and_nothing_is_sent_for_it(run_cli, cluster):
     route = copy.deepcopy(SEVERAL_RULES)
     route["spec"]["rules"] = [{"matches": [{"path": {"type": "RegularExpression", "value": "/(?=x)x"}}],
@@ -251,6 +261,23 @@ def test_no_allowed_client_with_curl_points_at_the_namespace_the_policy_allows(r
         assert "running as an allowed principal" in check["message"]
     (denied,) = checks(doc, "authz-denied-principal")  # ratings in bookinfo has curl and is not allowed
     assert denied["status"] == "pass" and any(e.startswith("client: bookinfo/ratings-v1-") for e in denied["evidence"])
+
+
+def test_where_the_curl_sample_would_not_fit_the_policy_no_sample_is_suggested(run_cli, cluster):
+    policy = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+              "metadata": {"name": "productpage-waypoint", "namespace": "bookinfo"},
+              "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "productpage"}], "action": "ALLOW",
+                       "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/bookinfo/sa/bookinfo-details"]}}],
+                                  "to": [{"operation": {"methods": ["GET"]}}]}]}}
+    sim, kubeconfig = cluster(Scenario.from_dict({
+        "name": "details-only", "description": "only details may call productpage", "base": "bookinfo",
+        "remove": [{"kind": "AuthorizationPolicy", "namespace": "bookinfo", "name": "productpage-waypoint"}],
+        "objects": [policy]}))
+    curl_only_where_istio_ships_it(sim)  # details has no curl, and the sample would run as curl, not details
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "authz-allowed", "-o", "json", expect=4).json
+    (allowed,) = checks(doc, "authz-allowed")
+    assert allowed["status"] == "inconclusive" and "has no curl" in allowed["message"]
+    assert "name one in --probe-config" in allowed["message"] and "kubectl apply" not in allowed["hint"]
 
 
 # -- 12.5 and 12.6: one alpha for the run; a rejection is final ---------------------------------------

@@ -76,8 +76,10 @@ def first_with_curl(capability: CurlCapability, clients: Iterable, limit: int,
     return usable, problems
 
 
-def no_client_message(description: str, namespace: str, problems: list[str]) -> str:
-    """Why no client could probe, and the command that deploys one that can."""
+def no_client_message(description: str, namespace: str | None, problems: list[str]) -> str:
+    """Why no client could probe, and the command that deploys one that can (where the sample would fit)."""
     seen = f" ({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''})" if problems else ""
+    if namespace is None:
+        return f"no {description} with curl was found{seen}; name one in --probe-config"
     return (f"no {description} with curl was found{seen}; deploy Istio's curl sample: "
             f"{deploy_curl_command(namespace)}, or pass --client")

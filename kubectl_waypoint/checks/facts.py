@@ -10,11 +10,12 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from ..discovery import WAYPOINT, WAYPOINT_CLASS, MeshInventory, fetch_inventory
+from ..discovery import GATEWAY_NAME_LABEL, WAYPOINT, MeshInventory, fetch_inventory
 from ..errors import WaypointError
 from ..kube import resources as r
 from ..kube.client import Cluster, NotFound, PermissionDenied
 from ..envoystats import ProxyXds, read_proxy_xds
+from ..prometheus import PROXY_CONTAINER, STATS_COMMAND
 from ..sync import DebugEndpointOff, ProxySync, parse_istiod_version, parse_proxy_status, parse_syncz
 from .probe_config import ProbeConfig
 
@@ -24,8 +25,7 @@ USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
 SYNCZ_COMMAND = ["pilot-discovery", "request", "GET", "/debug/syncz"]
 VERSION_COMMAND = ["pilot-discovery", "request", "GET", "/version"]
-STATS_COMMAND = ["pilot-agent", "request", "GET", "stats/prometheus"]  # Envoy's admin /stats/prometheus
-ISTIOD_CONTAINER, PROXY_CONTAINER = "discovery", "istio-proxy"
+ISTIOD_CONTAINER = "discovery"
 
 
 @dataclass
@@ -114,9 +114,8 @@ class VerifyFacts:
 
     @functools.cached_property
     def waypoint_gateways(self) -> dict[tuple[str, str], dict]:
-        """Every Gateway of class istio-waypoint, by (namespace, name)."""
-        return {(g["namespace"], g["name"]): g for g in self.inventory.waypoint_gateways
-                if g["className"] == WAYPOINT_CLASS}
+        """Every waypoint Gateway (its class's controller is istio.io/mesh-controller), by (namespace, name)."""
+        return {(g["namespace"], g["name"]): g for g in self.inventory.waypoint_gateways}
 
     @functools.cached_property
     def waypoints(self) -> list[WaypointRef]:
@@ -147,11 +146,13 @@ class VerifyFacts:
 
     @functools.cached_property
     def waypoint_deployments(self) -> dict[tuple[str, str], dict | None]:
-        """One labelled list per namespace with waypoints, not one read per waypoint."""
+        """One labelled list per namespace with waypoints, not one read per waypoint; a Deployment is
+        its Gateway's by the gateway-name label, not by name (gateway.istio.io/name-override renames it)."""
         found: dict[tuple[str, str], dict | None] = {(ref.namespace, ref.name): None for ref in self.waypoints}
         for namespace in sorted({ref.namespace for ref in self.waypoints}):
             for deployment in self.cluster.list(r.DEPLOYMENTS, namespace, label_selector=WAYPOINT.selector):
-                key = (namespace, (deployment.get("metadata") or {}).get("name"))
+                labels = (deployment.get("metadata") or {}).get("labels") or {}
+                key = (namespace, labels.get(GATEWAY_NAME_LABEL))
                 if key in found:
                     found[key] = deployment
         return found

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from ..errors import WaypointError
-from ..skew import judge_component, resolve_control_plane
+from ..skew import control_plane_index, judge_workloads
 from ..sync import judge_proxy_version, judge_proxy_xds, judge_waypoint_sync
 from ..versions import parse_version
 from .runner import Outcome, worst
 from . import traffic
-
-UPDATE_STRATEGY_AMBIENT = "InPlace"
 
 
 def istiod_found(facts) -> list[Outcome]:
@@ -37,6 +35,35 @@ def istiod_ready(facts) -> list[Outcome]:
     return outcomes
 
 
+SAIL_CONDITIONS = ("Ready", "Reconciled")  # what the operator says about each of its resources
+
+
+def _sail_health(kind: str, cr: dict) -> tuple[str, str, tuple[str, ...]]:
+    """(status, message, evidence) of one Sail resource from its state and Ready/Reconciled conditions."""
+    name = (cr.get("metadata") or {}).get("name", "?")
+    spec, status = cr.get("spec") or {}, cr.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    state = status.get("state") or "unknown"
+    evidence = (f"spec.version: {spec.get('version', 'unset')}", f"state: {state}") + tuple(
+        f"{t}: {conditions[t].get('status')} {conditions[t].get('reason', '')} {conditions[t].get('message', '')}".strip()
+        for t in SAIL_CONDITIONS if t in conditions)
+    if not status:
+        return "fail", f"{kind} {name} has no status: the Sail operator has not reconciled it (is it running?)", evidence
+    not_true = [t for t in SAIL_CONDITIONS if (conditions.get(t) or {}).get("status") != "True"]
+    if not_true:
+        return "fail", f"{kind} {name}: " + "; ".join(_not_true(t, conditions.get(t)) for t in not_true), evidence
+    if state != "Healthy":
+        return "fail", f"{kind} {name} is {state}, not Healthy", evidence
+    return "pass", f"{kind} {name} is Ready, Reconciled and Healthy, version {spec.get('version', 'unset')}", evidence
+
+
+def _not_true(condition_type: str, condition: dict | None) -> str:
+    if condition is None:
+        return f"no {condition_type} condition"
+    text = f"{condition_type} is {condition.get('status')}"
+    return text + (f" ({condition['reason']}: {condition.get('message', '')})" if condition.get("reason") else "")
+
+
 def sail_istio_status(facts) -> list[Outcome]:
     istios = facts.inventory.sail.istios
     if not istios:
@@ -45,24 +72,31 @@ def sail_istio_status(facts) -> list[Outcome]:
     for istio in istios:
         name = (istio.get("metadata") or {}).get("name", "?")
         spec, status = istio.get("spec") or {}, istio.get("status") or {}
-        strategy = ((spec.get("updateStrategy") or {}).get("type")) or UPDATE_STRATEGY_AMBIENT
-        state = status.get("state") or "unknown"
-        evidence = (f"spec.version: {spec.get('version', 'unset')}", f"updateStrategy: {strategy}",
-                    f"activeRevisionName: {status.get('activeRevisionName', 'unset')}", f"state: {state}")
-        bad_conditions = [f"{c.get('type')}: {c.get('reason', '')} {c.get('message', '')}".strip()
-                          for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("status") == "False"]
-        if state != "Healthy":
-            outcomes.append(Outcome("fail", f"Istio {name}", f"Istio {name} is {state}, not Healthy",
-                                    evidence + tuple(bad_conditions)))
-        elif strategy != UPDATE_STRATEGY_AMBIENT:
-            outcomes.append(Outcome("warn", f"Istio {name}",
-                                    f"Istio {name} uses updateStrategy {strategy}: not available in ambient mode, "
-                                    "where waypoints follow the active control plane in place", evidence))
-        else:
-            outcomes.append(Outcome("pass", f"Istio {name}",
-                                    f"Istio {name} is Healthy, version {spec.get('version', 'unset')}, "
-                                    f"active revision {status.get('activeRevisionName', 'unset')}", evidence))
+        verdict, message, evidence = _sail_health("Istio", istio)
+        # Both InPlace and RevisionBased work in ambient (Sail docs/update-strategy); with RevisionBased
+        # each waypoint follows the revision in its istio.io/rev annotation, which is what is judged.
+        strategy = (spec.get("updateStrategy") or {}).get("type") or "InPlace"
+        evidence += (f"updateStrategy: {strategy}", f"activeRevisionName: {status.get('activeRevisionName', 'unset')}")
+        if verdict == "pass":
+            message += f", active revision {status.get('activeRevisionName', 'unset')} ({strategy})"
+        outcomes.append(Outcome(verdict, f"Istio {name}", message, evidence))
     return outcomes
+
+
+def _sail_resources(kind: str, attribute: str):
+    def judge(facts) -> list[Outcome]:
+        sail = facts.inventory.sail
+        if not sail.installed:
+            return [Outcome("skip", "-", f"the Sail operator's {kind} resource is not present (not a Sail install)")]
+        crs = getattr(sail, attribute)
+        if not crs:
+            return [Outcome("skip", "-", f"no {kind} resource: this Sail install does not manage {kind.lower()}")]
+        outcomes = []
+        for cr in crs:
+            verdict, message, evidence = _sail_health(kind, cr)
+            outcomes.append(Outcome(verdict, f"{kind} {(cr.get('metadata') or {}).get('name', '?')}", message, evidence))
+        return outcomes
+    return judge
 
 
 def namespace_exists(facts) -> list[Outcome]:
@@ -89,8 +123,9 @@ def waypoint_found(facts) -> list[Outcome]:
         subject = f"{ref.namespace}/{ref.name}"
         if (ref.namespace, ref.name) not in facts.waypoint_gateways:
             outcomes.append(Outcome("fail", subject,
-                                    f"waypoint {subject} is referenced ({'; '.join(ref.sources)}) but no Gateway of "
-                                    f"class istio-waypoint named {ref.name} exists in {ref.namespace}", ref.sources))
+                                    f"waypoint {subject} is referenced ({'; '.join(ref.sources)}) but no waypoint "
+                                    f"Gateway (class of controller istio.io/mesh-controller) named {ref.name} exists "
+                                    f"in {ref.namespace}", ref.sources))
         else:
             outcomes.append(Outcome("pass", subject, f"waypoint {subject} serves the namespace ({'; '.join(ref.sources)})"))
     return outcomes
@@ -121,7 +156,8 @@ def waypoint_deployment_available(facts) -> list[Outcome]:
         subject = f"{ref.namespace}/{ref.name}"
         deployment = facts.waypoint_deployments.get((ref.namespace, ref.name))
         if deployment is None:
-            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no Deployment named {ref.name}"))
+            outcomes.append(Outcome("fail", subject, f"waypoint {subject} has no Deployment labelled "
+                                    f"gateway.networking.k8s.io/gateway-name={ref.name}"))
             continue
         spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
         wanted = spec.get("replicas", 1)
@@ -243,7 +279,9 @@ def _control_plane_version(facts, plane):
 
 def waypoint_proxy_version(facts) -> list[Outcome]:
     outcomes = []
-    planes, tags = facts.inventory.control_planes, facts.inventory.tags
+    index = control_plane_index(facts.inventory)
+    claims = {(pod.namespace, pod.name): w.claim
+              for w in facts.inventory.data_plane if w.kind == "waypoint" for pod in w.pods}
     for ref, pod, record in _waypoint_pods_with_sync(facts):
         subject = f"{pod.namespace}/{pod.name}"
         if record is not None:
@@ -258,7 +296,7 @@ def waypoint_proxy_version(facts) -> list[Outcome]:
                 outcomes.append(Outcome("inconclusive", subject, f"{_unread_by_istiod(facts)} and the waypoint's own "
                                         f"Envoy stats could not be read: {exc.message}"))
                 continue
-        plane, _ = resolve_control_plane(pod.revision, planes, tags)
+        plane, _ = index.resolve(claims[(pod.namespace, pod.name)])
         control_plane, against = _control_plane_version(facts, plane)
         finding = judge_proxy_version(version, pod.name, pod.namespace, control_plane)
         outcomes.append(Outcome(finding.status, subject, finding.message, finding.evidence + (source,) + against))
@@ -267,17 +305,15 @@ def waypoint_proxy_version(facts) -> list[Outcome]:
 
 def _skew_of(kind: str):
     def judge(facts) -> list[Outcome]:
-        inventory = facts.inventory
         outcomes = []
-        for workload in inventory.data_plane:
-            if workload.kind != kind:
-                continue
-            component = judge_component(workload, inventory.control_planes, inventory.tags)
+        for component in judge_workloads(facts.inventory, (kind,)):
             status = {"ok": "warn" if component.minor_skew else "pass", "ahead": "fail", "too-old": "fail",
                       "unknown": "warn"}[component.status]
             outcomes.append(Outcome(status, f"{component.namespace}/{component.workload} {component.version or ''}".strip(),
                                     component.message,
-                                    (f"pods: {len(component.pods)}", f"source: {component.source}")))
+                                    (f"pods: {len(component.pods)}", f"source: {component.source}",
+                                     f"control plane: {component.control_plane or 'none'} "
+                                     f"({component.owner_source})")))
         if not outcomes:
             return [Outcome("warn", kind, f"no {kind} pods were found in any namespace")]
         return outcomes
@@ -288,6 +324,8 @@ JUDGES = {
     "istiod-found": istiod_found,
     "istiod-ready": istiod_ready,
     "sail-istio-status": sail_istio_status,
+    "sail-ztunnel-status": _sail_resources("ZTunnel", "ztunnels"),
+    "sail-istio-cni-status": _sail_resources("IstioCNI", "cnis"),
     "namespace-exists": namespace_exists,
     "gateway-api-installed": gateway_api_installed,
     "waypoint-found": waypoint_found,

@@ -28,6 +28,7 @@ except ImportError:  # Python 3.10
 MAX_EXAMPLES = 8
 MAX_CANDIDATES = 48  # partial strings kept while walking a pattern
 MAX_RE2_REPEAT = 1000  # RE2 rejects a counted repeat above this
+MAX_LENGTH = 2048  # longer examples are not worth sending (and nested repeats would exhaust memory)
 # Characters tried for a class or `.`, best first: plain path characters, then any printable ASCII.
 PREFERRED_CHARS = string.ascii_lowercase + string.digits + "-_" + string.ascii_uppercase + "~./"
 PRINTABLE_CHARS = PREFERRED_CHARS + "".join(c for c in string.printable[:-5] if c not in PREFERRED_CHARS)
@@ -117,7 +118,8 @@ def _walk(items) -> list[str]:
     partial = [""]
     for op, arg in items:
         options = _options(op, arg)
-        partial = [head + tail for head in partial for tail in options][:MAX_CANDIDATES]
+        partial = [head + tail for head in partial for tail in options
+                   if len(head) + len(tail) <= MAX_LENGTH][:MAX_CANDIDATES]
         if not partial:
             return []
     return partial
@@ -145,7 +147,8 @@ def _options(op, arg) -> list[str]:
         low, high, sub = arg
         inner = _walk(sub)[:2]
         counts = [low] + ([low + 1] if high is sre_constants.MAXREPEAT or high > low else [])
-        return [piece * n for n in counts for piece in inner] if inner else ([""] if low == 0 else [])
+        return [piece * n for n in counts for piece in inner if len(piece) * n <= MAX_LENGTH] \
+            if inner else ([""] if low == 0 else [])
     return []  # anything else was refused by _re2_rejects
 
 

@@ -71,17 +71,20 @@ def route_plans(facts) -> list[RoutePlan]:
     The rule's request is chosen among all the rules of the routes attached to the same Service,
     so that no rule Istio ranks higher takes it (requests.py).
     """
-    by_parent: dict[str, list[dict]] = {}
+    def parent_key(parent: dict) -> tuple[str, str]:
+        return (parent.get("namespace") or facts.namespace, parent.get("name"))
+
+    by_parent: dict[tuple[str, str], list[dict]] = {}
     for route in facts.httproutes:
         for parent in _service_parents(route):
-            by_parent.setdefault(parent.get("name"), []).append(route)
-    targets = {name: rule_targets(routes) for name, routes in by_parent.items()}
+            by_parent.setdefault(parent_key(parent), []).append(route)
+    targets = {key: rule_targets(routes) for key, routes in by_parent.items()}
     plans = []
     for route in facts.httproutes:
         name = _meta(route).get("name", "?")
         rules = (route.get("spec") or {}).get("rules") or []
         for parent in _service_parents(route):
-            for target in (t for t in targets[parent.get("name")] if t.route == name):
+            for target in (t for t in targets[parent_key(parent)] if t.route == name):
                 backends = [b for b in target.rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"]
                 if len(backends) < 2:
                     continue
@@ -91,7 +94,11 @@ def route_plans(facts) -> list[RoutePlan]:
                 url, problem = _service_url(facts, parent.get("name"), parent.get("port"),
                                             request.path if request else "/")
                 service = facts.service(parent.get("name"))
-                if problem is None and facts.service_waypoint(service) is None:
+                if parent_key(parent)[0] != facts.namespace:
+                    problem = (f"its parent Service is in namespace {parent_key(parent)[0]} (a consumer route, "
+                               "applied to this namespace's clients only), which automatic probes do not model; "
+                               "describe the probe in --probe-config")
+                elif problem is None and facts.service_waypoint(service) is None:
                     problem = (f"Service {parent.get('name')} is not served by a waypoint, so its HTTPRoute is not "
                                "applied in ambient mode")
                 selectors = [((facts.service(b["name"]) or {}).get("spec") or {}).get("selector") or {}
@@ -299,12 +306,8 @@ def _clients(facts, spec: str | None, container: str | None, *, exclude: list[di
     usable, problems = first_with_curl(facts.curl, found, MAX_CLIENT_TRIES)
     if usable:
         return usable, None
-    if hint_namespace is None:
-        return [], Outcome("inconclusive", "-", f"no {description} with curl was found"
-                           + (f" ({'; '.join(problems[:3])})" if problems else "")
-                           + "; name one in --probe-config")
     return [], Outcome("inconclusive", "-", no_client_message(description, hint_namespace, problems),
-                       hint=deploy_curl_command(hint_namespace))
+                       hint=deploy_curl_command(hint_namespace) if hint_namespace else None)
 
 
 def _probe(facts, clients: list, url, expectation, count, method, headers, *, alpha: float,

@@ -111,6 +111,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(_INVENTORY, "list", r.SAIL_REVISIONS, CLUSTER, True),
     Permission(_INVENTORY, "list", r.SAIL_CNIS, CLUSTER, True),
     Permission(_INVENTORY, "list", r.SAIL_ZTUNNELS, CLUSTER, True),
+    # Which Gateways are waypoints (their class's controller) and which istiod owns what (tag Services).
+    Permission(_INVENTORY, "list", r.GATEWAY_CLASSES, CLUSTER, False, "waypoints are recognised by Istio's "
+               "default class names only, not by their GatewayClass's controller"),
+    Permission(_INVENTORY, "list", r.SERVICES, CLUSTER, False, "revision tags that exist only as Services "
+               "(istiod-revision-tag-*) are not seen, and ztunnel's istiod is matched by name"),
     # verify: the namespace under test.
     Permission(_VERIFY, "get", r.NAMESPACES, CLUSTER, True),
     Permission(_VERIFY, "list", r.SERVICES, TARGET, True),

@@ -6,6 +6,7 @@ exits 2 with one sentence.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,16 @@ from .expectations import (
     compile_match,
     default_count,
     parse_status,
+)
+from .sequential import (
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_UNMATCHED,
+    DEFAULT_SPLIT_MIN_AVAILABILITY,
+    DEFAULT_TOLERANCE,
+    check_design,
+    check_limit,
+    smallest_equivalence_count,
+    smallest_sequential_count,
 )
 from .stats import parse_weights
 
@@ -43,7 +54,10 @@ class ProbeOptions:
     alpha: float = 0.001
     duration: str | None = None
     interval: str | None = None
-    min_availability: float = 1.0
+    min_availability: float | None = None  # split probes: 0.99 (a bound); other probes: 1.0 (every request)
+    tolerance: float = DEFAULT_TOLERANCE
+    max_requests: int = DEFAULT_MAX_REQUESTS
+    max_unmatched: float = DEFAULT_MAX_UNMATCHED
 
 
 @dataclass(frozen=True)
@@ -87,9 +101,18 @@ def check_options(options: ProbeOptions) -> _Checked:
         compile_match(options.match)
     if not 0 < options.alpha < 1:
         raise BadInput(f"--alpha {options.alpha} is not between 0 and 1; the default is 0.001.")
-    if not 0 <= options.min_availability <= 1:
-        raise BadInput(f"--min-availability {options.min_availability} is not between 0 and 1; use for example 0.99.")
+    if options.min_availability is not None:
+        check_limit(options.min_availability, "--min-availability", "0.99")
+    check_limit(options.max_unmatched, "--max-unmatched", "0.05")
+    check_design(options.tolerance, options.alpha)
+    if options.max_requests < 1:
+        raise BadInput(f"--max-requests {options.max_requests} is not a positive number; the default is "
+                       f"{DEFAULT_MAX_REQUESTS}.")
     weights = parse_weights(options.expect_split) if options.expect_split is not None else None
+    if weights is not None and len({weight is None for weight in weights.values()}) > 1:
+        missing = next(name for name, weight in weights.items() if weight is None)
+        raise BadInput(f"--expect-split gives weights to some backends but not to {missing}; give every backend a "
+                       f"weight ({missing}=0 for none) or none at all (equal shares).")
     route = None
     if options.route is not None:
         namespace, slash, name = options.route.rpartition("/")
@@ -114,6 +137,24 @@ def _positive_duration(text: str, flag: str) -> float:
     return seconds
 
 
+def check_split_size(options: ProbeOptions, expectation: Expectation, duration_s: float | None) -> None:
+    """BadInput when --count or --max-requests is too small for the split test ever to pass."""
+    if expectation.shares is None or duration_s is not None:
+        return
+    if options.count is not None:
+        needed = smallest_equivalence_count(expectation.shares, options.tolerance)
+        if options.count < needed:
+            raise BadInput(f"--count {options.count} is too few: the split can be shown within "
+                           f"{options.tolerance:g} of its weights only from {needed} requests; pass --count "
+                           f"{needed} or more, or drop --count for the sequential test.")
+    else:
+        needed = smallest_sequential_count(expectation.shares, options.tolerance, options.alpha)
+        if options.max_requests < needed:
+            raise BadInput(f"--max-requests {options.max_requests} is too few: the sequential test cannot pass "
+                           f"before {needed} requests; pass --max-requests {needed} or more "
+                           f"(the default is {DEFAULT_MAX_REQUESTS}).")
+
+
 def build_expectation(options: ProbeOptions, weights: dict[str, float | None] | None) -> Expectation:
     match = compile_match(options.match) if options.match is not None else None
     if options.expect_denied is not None:
@@ -132,6 +173,7 @@ def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: b
     from ..render.text import style_for
     from ..report import probe_report, report_origin
     from .engine import fetch_route_weights, resolve_client, run_probe
+    from .telemetry import TelemetryUnavailable, for_route, for_url
 
     checked = check_options(options)
     cluster = connect(flags)
@@ -142,17 +184,36 @@ def run_probe_command(flags, options: ProbeOptions, *, output: str, no_colour: b
         route_namespace, route_name = checked.route
         weights = fetch_route_weights(cluster, route_namespace or namespace, route_name)
     expectation = build_expectation(options, weights)
+    check_split_size(options, expectation, checked.duration_s)
     client = resolve_client(cluster, namespace, options.client, options.container)
-    count = None
-    if checked.duration_s is None:
-        count = options.count if options.count is not None else default_count(expectation, options.alpha)
+    count = options.count
+    if checked.duration_s is None and count is None and expectation.shares is None:
+        count = default_count(expectation, options.alpha)
+    telemetry, measurement_note = None, None
+    if expectation.shares is not None and checked.duration_s is None:
+        try:
+            if checked.route is not None:
+                telemetry = for_route(cluster, route_namespace or namespace, route_name, client.workload,
+                                      client.namespace, expectation.shares)
+            else:
+                telemetry = for_url(cluster, options.url, client.workload, client.namespace, expectation.shares)
+        except TelemetryUnavailable as error:
+            measurement_note = f"Who served was read from the response bodies: {error.reason}"
+    split_probe = expectation.shares is not None
+    min_availability = options.min_availability
+    if min_availability is None:
+        min_availability = DEFAULT_SPLIT_MIN_AVAILABILITY if split_probe else 1.0
     progress_stream = sys.stdout if output == "table" else sys.stderr
     printer = ProgressPrinter(progress_stream, checked.duration_s) if checked.duration_s is not None else None
     try:
         outcome = run_probe(cluster, client, options.url, expectation, count=count, method=options.method,
                             headers=tuple(options.headers), timeout_s=checked.timeout_s, alpha=options.alpha,
                             duration_s=checked.duration_s, interval_s=checked.interval_s,
-                            min_availability=options.min_availability, progress=printer)
+                            min_availability=min_availability, progress=printer, tolerance=options.tolerance,
+                            max_requests=options.max_requests, max_unmatched=options.max_unmatched,
+                            telemetry=telemetry)
+        if measurement_note:
+            outcome = dataclasses.replace(outcome, notes=(measurement_note, *outcome.notes))
     finally:
         if printer is not None:
             printer.finish()

@@ -25,13 +25,25 @@ from ..kube.client import (
 from ..kube.resources import DEPLOYMENTS, HTTPROUTES, NAMESPACES, PODS
 from .curl import MIN_CURL_CONTINUOUS, CurlOutputParser, Response, build_curl_argv
 from .expectations import (
+    DEFAULT_CHECK_COUNT,
     DEFAULT_MIN_AVAILABILITY,
     Expectation,
     ProbeVerdict,
+    Served,
+    SplitDesign,
     is_as_expected,
     judge,
 )
+from .sequential import (
+    BATCH_SIZE,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_UNMATCHED,
+    DEFAULT_TOLERANCE,
+    EQUIVALENCE,
+    SEQUENTIAL,
+)
 from .stats import DEFAULT_ALPHA
+from .telemetry import Telemetry, TelemetryUnavailable, workload_name
 
 # Containers that carry the mesh, not the application: never a probe client.
 PROXY_CONTAINERS = frozenset({"istio-proxy", "istio-init", "istio-validation", "istio-cni", "ztunnel"})
@@ -56,6 +68,7 @@ class ClientPod:
     enrolled: bool = True
     warnings: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)  # the pod's, to match policy selectors
+    workload: str = ""  # what Istio's telemetry names it: source_workload (its Deployment, usually)
 
     @property
     def identity(self) -> str:
@@ -95,7 +108,7 @@ def resolve_client(cluster, namespace: str, spec: str, container: str | None = N
     chosen = _client_container(pod, container)
     enrolled, warnings = _enrolment(cluster, pod)
     return ClientPod(namespace, pod["metadata"]["name"], chosen, _service_account(pod), enrolled, warnings,
-                     dict(pod["metadata"].get("labels") or {}))
+                     dict(pod["metadata"].get("labels") or {}), workload_name(pod))
 
 
 def find_client_pods(cluster, namespace: str | None = None, service_account: str | None = None,
@@ -127,7 +140,7 @@ def find_client_pods(cluster, namespace: str | None = None, service_account: str
         mode = _dataplane_mode(pod, namespace_labels.get(meta["namespace"]))
         if containers and _enrolled(pod, mode):
             clients.append(ClientPod(meta["namespace"], meta["name"], containers[0], _service_account(pod),
-                                     labels=dict(meta.get("labels") or {})))
+                                     labels=dict(meta.get("labels") or {}), workload=workload_name(pod)))
     return clients
 
 
@@ -292,6 +305,7 @@ class ProbeOutcome:
     duration_s: float | None = None
     interval_s: float | None = None
     curl_errors: tuple[str, ...] = ()  # distinct error lines curl printed, first few
+    notes: tuple[str, ...] = ()  # how who-served was measured, when that needs saying
 
 
 @dataclass
@@ -312,6 +326,9 @@ class _Run:
     failing_since: float | None = None
     curl_errors: list[str] = field(default_factory=list)
     stderr_partial: str = ""  # the start of a line whose end has not arrived yet
+
+    def sent(self) -> int:
+        return len(self.responses) + self.lost
 
     def add(self, response: Response) -> None:
         self.responses.append(response)
@@ -361,56 +378,144 @@ def run_probe(cluster, client: ClientPod, url: str, expectation: Expectation, *,
               min_availability: float = DEFAULT_MIN_AVAILABILITY,
               progress: Callable[[ProbeProgress], None] | None = None,
               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-              ) -> ProbeOutcome:
+              tolerance: float = DEFAULT_TOLERANCE, max_requests: int = DEFAULT_MAX_REQUESTS,
+              max_unmatched: float = DEFAULT_MAX_UNMATCHED, telemetry: Telemetry | None = None,
+              batch_size: int = BATCH_SIZE) -> ProbeOutcome:
     """Send the requests from `client` and judge them; continuous mode with `duration_s`.
 
-    One-shot: `count` requests. Continuous: one request every `interval_s` (default 1s) for
-    `duration_s`. Raises Inconclusive when no request can be sent at all (no curl, pod gone).
+    One-shot: `count` requests (a split is then judged by the equivalence test). Without `count`,
+    a split is judged by the sequential test: batches of `batch_size` requests, one exec each,
+    until it decides or `max_requests` were sent; other expectations send DEFAULT_CHECK_COUNT.
+    Continuous: one request every `interval_s` (default 1s) for `duration_s`. With `telemetry`
+    (the waypoint's counters), who served is read from the waypoint before and after each batch;
+    if it cannot be read, the bodies say, and the outcome notes why.
+    Raises Inconclusive when no request can be sent at all (no curl, pod gone).
     """
     continuous = duration_s is not None
+    sequential = not continuous and count is None and expectation.shares is not None
     if continuous:
         interval_s = interval_s or DEFAULT_INTERVAL_S
         planned = max(1, math.floor(duration_s / interval_s + 1e-9))
-    elif count is None or count < 1:
+    elif sequential:
+        if max_requests < 1:
+            raise BadInput(f"--max-requests {max_requests} is not a positive number; the default is "
+                           f"{DEFAULT_MAX_REQUESTS}.")
+        planned = min(batch_size, max_requests)
+    elif count is None:
+        planned = DEFAULT_CHECK_COUNT
+    elif count < 1:
         raise BadInput(f"--count {count} is not a positive number; send at least 1 request.")
     else:
         planned = count
-    nonce = secrets.token_hex(16)
+    design = SplitDesign(SEQUENTIAL if sequential else EQUIVALENCE, tolerance, max_unmatched,
+                         max_requests=max_requests)
     run = _Run(expectation, planned, clock(), clock, progress)
+    sender = _Sender(cluster, client, url, run, secrets.token_hex(16), method, tuple(headers), timeout_s,
+                     interval_s if continuous else None, clock, sleep)
+    notes: list[str] = []
+    telemetry = _start_telemetry(telemetry, expectation, notes)
+    looks: list[dict[str, int]] = []
     interrupted = False
-    fruitless = 0
     try:
-        while (remaining := planned - len(run.responses) - run.lost) > 0:
+        while True:
+            completed = sender.send()
+            served = _read_telemetry(telemetry, run, notes)
+            if served is None and telemetry is not None:
+                telemetry = None
+                looks.clear()  # the earlier looks counted telemetry, the next ones count bodies
+            if not sequential or not completed or run.planned >= max_requests:
+                break
+            verdict = _judge(expectation, run, run.sent(), alpha, min_availability, design, looks, served)
+            if not verdict.undecided:
+                break
+            looks.append({name: verdict.backends.get(name, 0) for name in expectation.shares})
+            run.planned = min(max_requests, run.planned + batch_size)
+    except KeyboardInterrupt:
+        if not run.responses:
+            raise
+        interrupted = True
+        served = _read_telemetry(telemetry, run, notes)
+    sent = run.sent()
+    if not interrupted:  # requests a broken stream kept from being sent count as lost too
+        sent = max(sent, run.planned)
+    verdict = _judge(expectation, run, sent, alpha, min_availability, design, looks, served,
+                     interval_s if continuous else None)
+    if served is not None:
+        notes += served.notes
+    return ProbeOutcome(client, url, method, verdict, alpha, clock() - run.started, run.reconnects, interrupted,
+                        duration_s, interval_s if continuous else None, tuple(run.curl_errors), tuple(notes))
+
+
+def _judge(expectation: Expectation, run: _Run, sent: int, alpha: float, min_availability: float,
+           design: SplitDesign, looks: list[dict[str, int]], served: Served | None,
+           interval_s: float | None = None) -> ProbeVerdict:
+    return judge(expectation, run.responses, sent=sent, alpha=alpha, min_availability=min_availability,
+                 interval_s=interval_s, design=design, looks=looks, served=served)
+
+
+def _start_telemetry(telemetry: Telemetry | None, expectation: Expectation, notes: list[str]) -> Telemetry | None:
+    """Take the waypoint's counters before the first request; None (bodies decide) if they cannot be read."""
+    if telemetry is None or expectation.shares is None:
+        return None
+    try:
+        telemetry.start()
+    except TelemetryUnavailable as error:
+        notes.append(f"Who served was read from the response bodies: {error.reason}")
+        return None
+    return telemetry
+
+
+def _read_telemetry(telemetry: Telemetry | None, run: _Run, notes: list[str]) -> Served | None:
+    if telemetry is None:
+        return None
+    try:
+        return telemetry.served(answered=sum(r.status != "000" for r in run.responses))
+    except TelemetryUnavailable as error:
+        notes.append(f"Who served was read from the response bodies: {error.reason}")
+        return None
+
+
+@dataclass
+class _Sender:
+    """Sends requests until `run.planned` have been sent, re-establishing broken exec streams."""
+
+    cluster: object
+    client: ClientPod
+    url: str
+    run: _Run
+    nonce: str
+    method: str
+    headers: tuple[str, ...]
+    timeout_s: float
+    interval_s: float | None  # continuous mode's pacing
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+
+    def send(self) -> bool:
+        """False when a one-shot probe gave up on a stream that kept breaking."""
+        run, continuous = self.run, self.interval_s is not None
+        fruitless = 0
+        while (remaining := run.planned - len(run.responses) - run.lost) > 0:
             if continuous and run.reconnects:
                 # After a break, the requests whose time has passed are lost; send the rest on schedule.
-                remaining = min(remaining, planned - math.floor((clock() - run.started) / interval_s))
+                remaining = min(remaining, run.planned - math.floor((self.clock() - run.started) / self.interval_s))
                 if remaining <= 0:
                     break
-            argv = build_curl_argv(url, remaining, nonce=nonce, method=method, headers=headers, timeout_s=timeout_s,
-                                   interval_s=interval_s if continuous else None)
+            argv = build_curl_argv(self.url, remaining, nonce=self.nonce, method=self.method, headers=self.headers,
+                                   timeout_s=self.timeout_s, interval_s=self.interval_s)
             before = len(run.responses)
-            broken = _session(cluster, client, argv, run, nonce, remaining, continuous, interval_s,
-                              timeout_s, clock)
+            broken = _session(self.cluster, self.client, argv, run, self.nonce, remaining, continuous,
+                              self.interval_s, self.timeout_s, self.clock)
             if not broken:
                 break
             run.reconnects += 1
             fruitless = 0 if len(run.responses) > before else fruitless + 1
             if not continuous and fruitless > MAX_FRUITLESS_RECONNECTS:
-                break
+                return False
             run.report()
             if len(run.responses) == before:
-                sleep(RECONNECT_PAUSE_S)
-    except KeyboardInterrupt:
-        if not run.responses:
-            raise
-        interrupted = True
-    sent = len(run.responses) + run.lost
-    if not interrupted:  # requests a broken stream kept from being sent count as lost too
-        sent = max(sent, planned)
-    verdict = judge(expectation, run.responses, sent=sent, alpha=alpha, min_availability=min_availability,
-                    interval_s=interval_s if continuous else None)
-    return ProbeOutcome(client, url, method, verdict, alpha, clock() - run.started, run.reconnects, interrupted,
-                        duration_s, interval_s if continuous else None, tuple(run.curl_errors))
+                self.sleep(RECONNECT_PAUSE_S)
+        return True
 
 
 def _session(cluster, client: ClientPod, argv: list[str], run: _Run, nonce: str, count: int, continuous: bool,

@@ -16,10 +16,25 @@ from typing import Mapping, Sequence
 
 from kubectl_waypoint.errors import BadInput
 from kubectl_waypoint.probe.curl import Response
+from kubectl_waypoint.probe.sequential import (
+    DEFAULT_BETA,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_UNMATCHED,
+    DEFAULT_TOLERANCE,
+    EQUIVALENCE,
+    FAIL,
+    PASS,
+    SEQUENTIAL,
+    RateDecision,
+    SplitDecision,
+    equivalence_split,
+    fixed_rate,
+    sequential_rate,
+    sequential_split,
+    smallest_equivalence_count,
+)
 from kubectl_waypoint.probe.stats import (
     DEFAULT_ALPHA,
-    DETECTABLE_DEVIATION,
-    TARGET_POWER,
     Latency,
     expected_shares,
     latency_summary,
@@ -27,7 +42,6 @@ from kubectl_waypoint.probe.stats import (
     paced_start_times,
     required_sample_size,
     split_p_value,
-    wilson_interval,
 )
 
 DENIAL_LAYERS = ("l7", "l4", "any")
@@ -35,11 +49,8 @@ RBAC_DENIED = b"RBAC: access denied"
 CURL_RECV_ERROR = 56  # a reset connection: how ztunnel's L4 denial looks to curl
 UNMATCHED = "unmatched"
 
-# Up to 5% of successful responses may name no backend: pages that degrade (bookinfo's
-# productpage shows no reviews when reviews times out) are noise. Above that, the backend
-# names or --match are probably wrong and the split cannot be trusted.
-MAX_UNMATCHED_SHARE = 0.05
-# Every request must be answered as expected unless the user allows less (--min-availability).
+# Status, denial and continuous probes: every request must be answered as expected unless the
+# user allows less (--min-availability). Split probes judge availability by a bound (sequential.py).
 DEFAULT_MIN_AVAILABILITY = 1.0
 # Status and denial probes: 50 requests miss a policy leaking to 10% of requests (one bad
 # waypoint replica in ten connections) with probability 0.9^50 = 0.5%, in a few seconds.
@@ -122,6 +133,26 @@ def classify(body: bytes, backends: Sequence[str] | None, match: re.Pattern[str]
 
 
 @dataclass(frozen=True)
+class SplitDesign:
+    """How a split is decided: the test, how far off a share may be, and the other limits."""
+
+    test: str = EQUIVALENCE  # sequential (no --count) | equivalence (--count N)
+    tolerance: float = DEFAULT_TOLERANCE
+    max_unmatched: float = DEFAULT_MAX_UNMATCHED  # share of answered requests that may name no backend
+    beta: float = DEFAULT_BETA
+    max_requests: int = DEFAULT_MAX_REQUESTS  # the sequential test's cap
+
+
+@dataclass(frozen=True)
+class Served:
+    """Who served the probe's requests, by the waypoint's own telemetry (probe/telemetry.py)."""
+
+    backends: Mapping[str, int]  # backend (or unknown workload) -> requests the waypoint sent there
+    waypoint_failures: int = 0  # requests the waypoint itself failed (response_flags set)
+    notes: tuple[str, ...] = ()  # what the reader noticed: foreign traffic, unknown workloads
+
+
+@dataclass(frozen=True)
 class ShareEstimate:
     """Observed share of one backend with its confidence interval, and the expected share."""
 
@@ -143,12 +174,19 @@ class ProbeVerdict:
     backends: dict[str, int] | None  # backends, plus "unmatched"
     expected: dict[str, float] | None  # expected
     p_value: float | None  # pValue
-    shares: dict[str, ShareEstimate] | None  # shares with (1 - alpha) Wilson intervals
+    shares: dict[str, ShareEstimate] | None  # shares, each with the interval its decision used
     latency: Latency | None  # latencyMs, over responses that got an HTTP status
     availability: float | None  # availability, continuous mode
     longest_outage_s: float | None  # longestOutageSeconds, continuous mode
     required_requests: int | None  # requests a conclusive split test needs at this loss rate
     reused_connections: int  # transfers that did not open a new connection
+    test: str | None = None  # test: sequential | equivalence
+    tolerance: float | None = None  # tolerance
+    decision: SplitDecision | None = None  # decision, per backend: share, interval, verdict
+    availability_decision: RateDecision | None = None  # failed responses against --min-availability
+    unmatched_decision: RateDecision | None = None  # unmatched responses against --max-unmatched
+    measured_by: str | None = None  # measuredBy: telemetry | body
+    undecided: bool = False  # more requests could still decide (the sequential test goes on)
 
 
 def judge(
@@ -159,15 +197,21 @@ def judge(
     alpha: float = DEFAULT_ALPHA,
     min_availability: float = DEFAULT_MIN_AVAILABILITY,
     interval_s: float | None = None,
+    design: SplitDesign | None = None,
+    looks: Sequence[Mapping[str, int]] = (),
+    served: Served | None = None,
 ) -> ProbeVerdict:
     """Judge parsed responses against the expectation.
 
-    fail: an unexpected success or denial (always), fewer responses as expected than
-    `min_availability` allows, a split rejected at `alpha` (whatever the sample size), any
-    hit on a backend without weight, or too many unmatched responses. inconclusive: nothing
-    to judge, a split sample too small for the test's power, or, in continuous mode (given
-    `interval_s`, the pacing of curl's --rate), requests lost from the stream, as the run
-    then says nothing about part of its duration. Else pass.
+    fail: an unexpected success or denial (always), any hit on a backend without weight, a
+    split shown off its weights (sequential.py), availability or unmatched responses shown
+    beyond their limits (split probes) or below `min_availability` (other probes).
+    inconclusive: nothing to judge, a split or rate not decided yet, a reused connection, or,
+    in continuous mode (given `interval_s`, the pacing of curl's --rate), requests lost from the
+    stream, as the run then says nothing about part of its duration. Else pass.
+    A split is decided by `design` (default: the equivalence test of a fixed count); `looks`
+    are the split counts at the sequential test's earlier looks; `served` is the waypoint's
+    telemetry, which then says who served instead of the response bodies.
     """
     if not 0 < alpha < 1:
         raise BadInput(f"--alpha {alpha} is not between 0 and 1; the default is {DEFAULT_ALPHA}.")
@@ -178,16 +222,19 @@ def judge(
     lost = sent - len(responses)
     good = [_as_expected(expectation, r) for r in responses]
     failures = _unexpected_outcomes(expectation, responses)
-    failures += _availability_failures(expectation, responses, good, min_availability)
     doubts = []
     if not responses:
         doubts.append(f"None of the {sent} requests produced a result; check that the client pod can run curl.")
     elif lost and interval_s is not None:
         doubts.append(f"{_lost_note(lost, sent)}, so the run does not cover its whole duration.")
-    split = _judge_split(expectation, responses, good, sent, alpha) if expectation.shares is not None else None
-    if split:
+    split = None
+    if expectation.shares is not None:
+        split = _judge_split(expectation, responses, good, sent, alpha, min_availability, design or SplitDesign(),
+                             looks, served)
         failures += split.failures
         doubts += split.doubts
+    else:
+        failures += _availability_failures(expectation, responses, good, min_availability)
 
     availability = outage = None
     if interval_s is not None and responses:
@@ -210,6 +257,13 @@ def judge(
         longest_outage_s=outage,
         required_requests=split.required_requests if split else None,
         reused_connections=sum(not r.new_connection for r in responses),
+        test=split.decision.test if split else None,
+        tolerance=split.decision.tolerance if split else None,
+        decision=split.decision if split else None,
+        availability_decision=split.availability if split else None,
+        unmatched_decision=split.unmatched if split else None,
+        measured_by=split.measured_by if split else None,
+        undecided=bool(split and split.undecided and responses and not failures and result == "inconclusive"),
     )
 
 
@@ -318,57 +372,119 @@ class _SplitJudgement:
     backends: dict[str, int]
     p_value: float | None
     shares: dict[str, ShareEstimate] | None
-    required_requests: int
+    required_requests: int | None
+    decision: SplitDecision
+    availability: RateDecision
+    unmatched: RateDecision
+    measured_by: str
+    undecided: bool  # only more requests are missing for a decision
 
 
 def _judge_split(
-    expectation: Expectation, responses: Sequence[Response], good: Sequence[bool], sent: int, alpha: float
+    expectation: Expectation, responses: Sequence[Response], good: Sequence[bool], sent: int, alpha: float,
+    min_availability: float, design: SplitDesign, looks: Sequence[Mapping[str, int]], served: Served | None,
 ) -> _SplitJudgement:
-    """The split part of the verdict, over the responses answered as expected."""
+    """The split part of the verdict: who served (telemetry, else bodies), the split, the rates."""
     shares = expectation.shares
-    successful = [r for r, ok in zip(responses, good) if ok]
-    counts = Counter(classify(r.body, list(shares), expectation.match) for r in successful)
-    unmatched = counts.pop(None, 0)
+    answered = [r for r in responses if r.exit_code == 0 and r.status != "000"]
+    if served is not None:
+        counts = Counter({name: n for name, n in served.backends.items() if n})
+        errors = len(responses) - len(answered) + served.waypoint_failures
+        attributed = sum(counts.values())
+        unmatched = max(0, len(answered) - served.waypoint_failures - attributed)
+        judged = attributed + unmatched
+    else:
+        successful = [r for r, ok in zip(responses, good) if ok]
+        counts = Counter(classify(r.body, list(shares), expectation.match) for r in successful)
+        unmatched = counts.pop(None, 0)
+        errors = len(responses) - len(successful)
+        judged = len(successful)
     backends = {name: counts.get(name, 0) for name in shares}
     backends.update(sorted((name, n) for name, n in counts.items() if name not in shares))
+    source = "by the waypoint's telemetry" if served is not None else "by their bodies"
     failures = [
-        f"{_requests(n, 'response')} came from {name}, which "
+        f"{_requests(n, 'response')} came from {name} ({source}), which "
         + ("has weight 0 and must get no traffic." if name in shares else "is not a backend of the expected split.")
         for name, n in backends.items()
         if n and not shares.get(name)
     ]
-    if successful and unmatched / len(successful) > MAX_UNMATCHED_SHARE:
-        failures.append(
-            f"{unmatched} of {len(successful)} successful responses ({unmatched / len(successful):.1%}) named no "
-            f"backend, more than {MAX_UNMATCHED_SHARE:.0%}; check the backend names or --match."
-        )
-    p_value = split_p_value(backends, shares)
-    matched = sum(backends.values())
-    estimates = {
-        name: ShareEstimate(n / matched, *wilson_interval(n, matched, 1 - alpha), shares.get(name, 0.0))
-        for name, n in backends.items()
-    } if matched else None
-    tested = sum(n for name, n in backends.items() if shares.get(name))
-    required = required_sample_size(shares, alpha)
-    suggestion = max(required, math.ceil(required * sent / tested)) if tested else required
+    split_counts = {name: backends[name] for name in shares}
+    sequential = design.test == SEQUENTIAL
+    if sequential:
+        decision = sequential_split([*looks, split_counts], shares, design.tolerance, alpha=alpha, beta=design.beta)
+        availability = sequential_rate(errors, len(responses), 1 - min_availability, alpha=alpha, beta=design.beta)
+        unmatched_rate = sequential_rate(unmatched, judged, design.max_unmatched, alpha=alpha, beta=design.beta)
+    else:
+        decision = equivalence_split(split_counts, shares, design.tolerance, alpha=alpha)
+        availability = fixed_rate(errors, len(responses), 1 - min_availability, alpha=alpha)
+        unmatched_rate = fixed_rate(unmatched, judged, design.max_unmatched, alpha=alpha)
+    failures += _rate_failures(availability, unmatched_rate, responses, good, expectation, served)
+    if decision.verdict == FAIL:
+        shown = f"by more than {design.tolerance:.0%}" if not sequential else \
+            f"(a share {design.tolerance:.0%} off its weight explains the counts better)"
+        failures.append(f"The traffic split differs from the expected one {shown}: {_evidence(decision, FAIL)}.")
     doubts = []
-    if p_value is not None and p_value <= alpha:
-        observed = ", ".join(
-            f"{name} {e.observed:.1%} [{e.low:.1%}-{e.high:.1%}] (expected {e.expected:.1%})"
-            for name, e in estimates.items()
-            if e.expected
-        )
+    reused = sum(not r.new_connection for r in responses)
+    if reused:
+        doubts.append(f"{reused} of {len(responses)} requests came on a reused connection: those did not choose a "
+                      "waypoint anew and are not independent samples, so the split cannot be judged (check that "
+                      "nothing in the client pod keeps connections alive).")
+    required = None
+    undecided = [what for what, d in (("split", decision), ("availability", availability),
+                                      ("unmatched share", unmatched_rate)) if d.verdict not in (PASS, FAIL)]
+    if undecided and not failures:
+        what = " and ".join(filter(None, [", ".join(undecided[:-1]), undecided[-1]]))
+        if sequential:
+            verb = "is" if len(undecided) == 1 else "are"
+            doubts.append(f"After {sent} requests the {what} {verb} not decided yet "
+                          f"({_evidence(decision, None)}); the cap is --max-requests {design.max_requests}: "
+                          "raise it, or check what makes the shares waver.")
+        else:
+            required = _suggested_count(shares, design.tolerance, sent, sum(split_counts.values()))
+            doubts.append(f"{sent} requests cannot decide the {what} ({_evidence(decision, None)}); "
+                          f"send more (--count {required}), or drop --count for the sequential test.")
+    p_value = split_p_value(backends, shares)
+    estimates = {e.name: ShareEstimate(e.share, e.low, e.high, e.expected) for e in decision.backends} \
+        if sum(split_counts.values()) else None
+    return _SplitJudgement(failures, doubts, {**backends, UNMATCHED: unmatched}, p_value, estimates, required,
+                           decision, availability, unmatched_rate, "telemetry" if served is not None else "body",
+                           bool(undecided) and not reused)
+
+
+def _evidence(decision: SplitDecision, verdict: str | None) -> str:
+    """Each backend's share and the interval its decision used (only those with `verdict`, if given)."""
+    return ", ".join(
+        f"{e.name} {e.share:.1%} [{e.low:.1%}-{e.high:.1%}, {e.confidence * 100:.10g}% interval] "
+        f"expected {e.expected:.1%}"
+        for e in decision.backends if verdict is None or e.verdict == verdict)
+
+
+def _rate_failures(availability: RateDecision, unmatched: RateDecision, responses: Sequence[Response],
+                   good: Sequence[bool], expectation: Expectation, served: Served | None) -> list[str]:
+    failures = []
+    if availability.verdict == FAIL:
+        failed = "failed by the mesh" if served is not None else f"not {_wanted(expectation)}"
+        bad = [r for r, ok in zip(responses, good) if not ok]
+        tally = f" ({_tally(bad)})" if bad and served is None else ""
         failures.append(
-            f"The traffic split differs from the expected one (p = {p_value:.2g} <= alpha {alpha:g}): {observed}."
-        )
-    elif tested < required:
-        doubts.append(
-            f"Only {tested} successful responses named a weighted backend, too few to detect a "
-            f"{DETECTABLE_DEVIATION * 100:g}-point deviation from the split with {TARGET_POWER:.0%} power "
-            f"(needs {required}); "
-            f"send at least {suggestion} requests (--count {suggestion})."
-        )
-    return _SplitJudgement(failures, doubts, {**backends, UNMATCHED: unmatched}, p_value, estimates, suggestion)
+            f"{availability.bad} of {availability.total} requests were {failed}{tally}: availability "
+            f"{1 - availability.rate:.1%}, at most {1 - availability.bound:.1%} at "
+            f"{availability.confidence * 100:.10g}% confidence, below the {1 - availability.limit:.1%} required "
+            "(--min-availability).")
+    if unmatched.verdict == FAIL:
+        what, check = ("were not counted by the waypoint", "another proxy may have served them") \
+            if served is not None else ("named no backend", "check the backend names or --match")
+        failures.append(
+            f"{unmatched.bad} of {unmatched.total} answered requests ({unmatched.rate:.1%}, at least "
+            f"{unmatched.bound:.1%} at {unmatched.confidence * 100:.10g}% confidence) {what}, more than "
+            f"{unmatched.limit:.0%} (--max-unmatched); {check}.")
+    return failures
+
+
+def _suggested_count(shares: Mapping[str, float], tolerance: float, sent: int, judged: int) -> int:
+    """Requests for a likely decision: the smallest passing count, doubled, scaled for lost ones."""
+    needed = 2 * smallest_equivalence_count(shares, tolerance)
+    return max(needed, math.ceil(needed * sent / judged)) if judged else needed
 
 
 def _matched_labels(
@@ -406,10 +522,10 @@ def _summary(
     else:
         counted = f"{answered} of {len(responses)} requests were"
     parts = [f"{counted} {_wanted(expectation)}"]
-    if split and split.shares:
-        observed = ", ".join(f"{name} {e.observed:.1%}" for name, e in split.shares.items() if e.expected)
-        p_value = f" (p = {split.p_value:.2g})" if split.p_value is not None else ""
-        parts.append(f"the split matches the expected one{p_value}: {observed}")
+    if split:
+        within = f"within {split.decision.tolerance:.0%} of" if split.decision.test == EQUIVALENCE else "as"
+        parts.append(f"the split is {within} the weights ({split.decision.test} test, measured by "
+                     f"{split.measured_by}): {_evidence(split.decision, None)}")
     reused = sum(not r.new_connection for r in responses)
     if reused:
         parts.append(f"{reused} reused a connection, so they did not choose a waypoint anew")

@@ -33,7 +33,7 @@ _DECIMAL = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_weights(text: str) -> dict[str, float | None]:
-    """`reviews-v1=80,reviews-v2=20` -> {name: weight}; a bare name has no weight (counts as 1)."""
+    """`reviews-v1=80,reviews-v2=20` -> {name: weight}; a bare name has no weight (None)."""
     weights: dict[str, float | None] = {}
     for item in text.split(","):
         match = _WEIGHT_ITEM.fullmatch(item.strip())
@@ -180,20 +180,6 @@ def _required_for_split(positive: tuple[float, ...], alpha: float, deviation: fl
 def _tests_made(backends: int) -> int:
     """Bonferroni factor: with two backends, both binomial tests are one and the same test."""
     return 1 if backends <= 2 else backends
-
-
-def wilson_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval for a share k/n: sensible at 0 and n, unlike the Wald interval."""
-    if n == 0:
-        return (0.0, 1.0)
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    share = k / n
-    if k in (0, n):  # closed form at the edges, free of rounding
-        bound = n / (n + z * z)
-        return (0.0, 1 - bound) if k == 0 else (bound, 1.0)
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)

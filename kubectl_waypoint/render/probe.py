@@ -60,6 +60,30 @@ def _percent(share: float) -> str:
     return f"{share * 100:.1f}%"
 
 
+def _level(confidence: float) -> str:
+    return f"{confidence * 100:.10g}%"
+
+
+def _split_lines(verdict, style: Style) -> list[str]:
+    """Per backend the share, the interval its decision used and that decision; then the rates."""
+    decision = verdict.decision
+    rows = [[cut(b.name, BODY_LIMIT), str(b.count), _percent(b.share), f"{_percent(b.low)}-{_percent(b.high)} ({_level(b.confidence)})",
+             _percent(b.expected), b.verdict] for b in decision.backends]
+    rows += [[cut(name, BODY_LIMIT), str(n), "-", "-", "-", "-"] for name, n in verdict.backends.items()
+             if name not in {b.name for b in decision.backends}]
+    lines = [f"split: {decision.test} test, tolerance {decision.tolerance:g}, who served measured by "
+             f"{verdict.measured_by}",
+             *table(["BACKEND", "COUNT", "SHARE", "INTERVAL", "EXPECTED", "DECISION"], rows)]
+    availability, unmatched = verdict.availability_decision, verdict.unmatched_decision
+    lines.append(f"availability {_percent(1 - availability.rate)} ({availability.bad} failed of {availability.total}), "
+                 f"at most {_percent(1 - availability.bound)} at {_level(availability.confidence)}, "
+                 f"{_percent(1 - availability.limit)} required: {availability.verdict}")
+    lines.append(f"unmatched {_percent(unmatched.rate)} ({unmatched.bad} of {unmatched.total}), at least "
+                 f"{_percent(unmatched.bound)} at {_level(unmatched.confidence)}, {_percent(unmatched.limit)} "
+                 f"allowed: {unmatched.verdict}")
+    return lines
+
+
 def render_probe(outcome: ProbeOutcome, style: Style) -> str:
     verdict, client = outcome.verdict, outcome.client
     lines = [
@@ -81,19 +105,10 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
     for warning in client.warnings:
         lines.append(f"{style.status('WARNING', 'warn')}  {cut(warning, LINE_LIMIT)}")
 
-    if verdict.backends is not None:
-        confidence = f"{(1 - outcome.alpha) * 100:g}% CI"
-        rows = []
-        for name, n in verdict.backends.items():
-            estimate = (verdict.shares or {}).get(name)
-            expected = verdict.expected.get(name) if verdict.expected is not None else None
-            rows.append([cut(name, BODY_LIMIT), str(n),
-                         _percent(estimate.observed) if estimate else "-",
-                         f"{_percent(estimate.low)}-{_percent(estimate.high)}" if estimate else "-",
-                         _percent(expected) if expected is not None else "-"])
-        lines += ["", *table(["BACKEND", "COUNT", "SHARE", confidence, "EXPECTED"], rows)]
-        if verdict.p_value is not None:
-            lines.append(f"p-value {verdict.p_value:.3g} (the split fails at p <= {outcome.alpha:g})")
+    if verdict.decision is not None:
+        lines += ["", *_split_lines(verdict, style)]
+    elif verdict.backends is not None:
+        lines += ["", *table(["BACKEND", "COUNT"], [[cut(name, BODY_LIMIT), str(n)] for name, n in verdict.backends.items()])]
     lines += ["", *table(["STATUS", "COUNT"], [[status, str(n)] for status, n in verdict.statuses.items()])]
     if verdict.latency is not None:
         latency = verdict.latency
@@ -102,6 +117,8 @@ def render_probe(outcome: ProbeOutcome, style: Style) -> str:
     if verdict.availability is not None:
         lines.append(f"availability {_percent(verdict.availability)}   longest outage "
                      f"{verdict.longest_outage_s:.1f}s")
+    for note in outcome.notes:
+        lines.append(f"note: {note}")
     for said in outcome.curl_errors:
         lines.append(f"curl said: {cut(said, BODY_LIMIT)}")
     lines += ["", f"result: {style.status(verdict.result)}"]

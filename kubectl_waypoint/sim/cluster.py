@@ -20,6 +20,7 @@ from .mesh import Mesh
 from .resources import crd_objects
 from .podexec import ExecHandler, ExecRequest, ExecStreams, ExecutableNotFound, rules_handler
 from .faults import Fault, FaultList
+from .images import lacks
 from .scenario import Scenario, load_scenario
 from .server import RequestRecord, SimHTTPServer
 from .syncz import is_pilot_discovery_request, pilot_discovery_handler
@@ -160,9 +161,12 @@ class SimCluster:
         return self._default_handler(request, streams)
 
     def _builtin_exec(self, request: ExecRequest, streams: ExecStreams) -> int:
-        """A matching scenario exec rule answers first; then a built-in program; else "not found"."""
+        """A matching scenario exec rule answers first; then a built-in program the container's image
+        has (sim/images.py); else "not found"."""
         if any(rule.matches(request) for rule in self.scenario.exec_rules):
             return self._rules_handler(request, streams)
+        if lacks(request.pod, request.container, request.argv):
+            raise ExecutableNotFound(request.argv[0])
         for handles, handler in self._builtin_programs():
             if handles(request):
                 return handler(request, streams)
@@ -179,7 +183,12 @@ class SimCluster:
         return ((self.mesh.handles, self.mesh.exec_handler),
                 (lambda request: is_pilot_discovery_request(request.argv),
                  pilot_discovery_handler(self.store, self.scenario.syncz)),
-                (is_stats_request, waypoint_stats_handler(self.scenario.syncz)))
+                (lambda request: is_stats_request(request) or self.mesh.handles_stats(request), self._waypoint_stats))
+
+    def _waypoint_stats(self, request: ExecRequest, streams: ExecStreams) -> int:
+        """A waypoint's `pilot-agent request GET stats/prometheus`: Envoy's xDS stats, then istio_requests_total."""
+        code = waypoint_stats_handler(self.scenario.syncz)(request, streams)
+        return self.mesh.stats_handler(request, streams) if code == 0 else code
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "",
              user: str | None = None) -> None:

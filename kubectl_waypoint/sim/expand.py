@@ -382,7 +382,8 @@ def _deployment(entry: dict, cluster: _Cluster, owner: dict | None = None) -> No
     cluster.add({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _meta(name, namespace, deployment_created, entry.get("workloadLabels") or labels,
-                          {"deployment.kubernetes.io/revision": str(revision_of[current_hash])}, owner, generation),
+                          {**(entry.get("workloadAnnotations") or {}),
+                           "deployment.kubernetes.io/revision": str(revision_of[current_hash])}, owner, generation),
         "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
                  "template": _template(labels, annotations, entry["containers"], service_account),
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
@@ -471,7 +472,8 @@ def _daemonset(entry: dict, cluster: _Cluster) -> None:
     cluster.add({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": _meta(name, namespace, entry.get("created", cluster.created), entry.get("workloadLabels") or labels,
-                          {"deprecated.daemonset.template.generation": str(generation)}, None, generation),
+                          {**(entry.get("workloadAnnotations") or {}),
+                           "deprecated.daemonset.template.generation": str(generation)}, None, generation),
         "spec": {"selector": {"matchLabels": selector},
                  "template": _template(labels, annotations, entry["containers"], service_account),
                  "updateStrategy": {"type": "RollingUpdate",
@@ -483,27 +485,42 @@ def _daemonset(entry: dict, cluster: _Cluster) -> None:
         cluster.add(pod)
 
 
+# Annotations istiod does not copy from a Gateway onto what it creates (waypoint.yaml's `omit`).
+_NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration", "gateway.istio.io/name-override",
+               "gateway.istio.io/service-account", "gateway.istio.io/controller-version")
+# The proxy container of each waypoint class, where it is not Envoy's istio-proxy.
+_WAYPOINT_CONTAINERS = {"istio-agentgateway-waypoint": "agentgateway"}
+
+
 def _waypoint(entry: dict, cluster: _Cluster) -> None:
-    """What istiod creates for a waypoint Gateway: the Gateway itself, its Service and Deployment."""
+    """What istiod creates for a waypoint Gateway, as manifests/charts/istio-control/istio-discovery/
+    files/waypoint.yaml renders it: the Gateway's labels and annotations copied, the gateway-name,
+    gateway-class-name and managed labels, and the pods' `istio.io/rev` annotation naming the revision
+    that rendered them. The Deployment is named after the Gateway unless `nameOverride` is set."""
     name, namespace = entry["name"], entry["namespace"]
-    revision = entry.get("revision")
+    class_name = entry.get("className", _WAYPOINT_CLASS)
+    revision = entry.get("revision")  # the Gateway's istio.io/rev label: a revision or a tag
     gateway_labels = {"istio.io/waypoint-for": entry.get("for", "service"), **(entry.get("gatewayLabels") or {})}
     if revision and revision != "default":
         gateway_labels["istio.io/rev"] = revision
-    managed = {"gateway.istio.io/managed": _MESH_CONTROLLER,
-               "gateway.networking.k8s.io/gateway-class-name": _WAYPOINT_CLASS,
-               "gateway.networking.k8s.io/gateway-name": name}
+    gateway_annotations = dict(entry.get("gatewayAnnotations") or {})
+    deployment_name = entry.get("nameOverride") or name
+    if entry.get("nameOverride"):
+        gateway_annotations["gateway.istio.io/name-override"] = deployment_name
+    copied = {k: v for k, v in gateway_annotations.items() if k not in _NOT_COPIED}
+    identity = {"gateway.networking.k8s.io/gateway-name": name, "gateway.networking.k8s.io/gateway-class-name": class_name}
+    managed = {**gateway_labels, **identity, "gateway.istio.io/managed": _MESH_CONTROLLER}
     service_ip = cluster.service_ip()
-    host = f"{name}.{namespace}.svc.cluster.local"
+    host = f"{deployment_name}.{namespace}.svc.cluster.local"
     programmed = entry.get("programmed", True)
     created = entry.get("created", cluster.created)
     condition_time = cluster.started
     cluster.add({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-        "metadata": _meta(name, namespace, created, gateway_labels, None, None, 1),
-        "spec": {"gatewayClassName": _WAYPOINT_CLASS,
+        "metadata": _meta(name, namespace, created, gateway_labels, gateway_annotations or None, None, 1),
+        "spec": {"gatewayClassName": class_name,
                  "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE",
-                                "allowedRoutes": {"namespaces": {"from": "Same"}}}]},
+                                "allowedRoutes": {"namespaces": {"from": entry.get("allowedFrom", "Same")}}}]},
         "status": {
             "addresses": [{"type": "IPAddress", "value": service_ip}],
             "conditions": [
@@ -526,28 +543,40 @@ def _waypoint(entry: dict, cluster: _Cluster) -> None:
     gateway_owner = _owner("gateway.networking.k8s.io/v1", "Gateway", name, namespace)
     gateway_owner.pop("blockOwnerDeletion")
     gateway_owner.pop("controller")
-    cluster.add(_service({"name": name, "namespace": namespace, "clusterIP": service_ip, "labels": managed,
+    cluster.add({"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": _meta(deployment_name, namespace, created, {**gateway_labels, **identity},
+                                   copied or None, gateway_owner)})
+    cluster.add(_service({"name": deployment_name, "namespace": namespace, "clusterIP": service_ip,
+                          "labels": {**gateway_labels, **identity},
+                          "annotations": {"networking.istio.io/traffic-distribution": "PreferClose", **copied},
                           "owner": gateway_owner, "selector": {"gateway.networking.k8s.io/gateway-name": name},
                           "ports": [{"name": "status-port", "port": 15021, "appProtocol": "tcp"},
                                     {"name": "mesh", "port": 15008, "appProtocol": "all"}]}, cluster))
-    pod_labels = {**managed, "istio.io/dataplane-mode": "none", "service.istio.io/canonical-name": name,
-                  "service.istio.io/canonical-revision": "latest", "sidecar.istio.io/inject": "false"}
-    annotations = {"prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020",
-                   "prometheus.io/scrape": "true"}
-    if revision:
-        annotations["istio.io/rev"] = revision
-    containers = [{"name": "istio-proxy", "image": entry["image"],
+    pod_labels = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none",
+                  "service.istio.io/canonical-name": deployment_name, "service.istio.io/canonical-revision": "latest",
+                  **managed}
+    rendered_by = entry.get("istiodRevision") or revision or "default"
+    annotations = {**copied, "istio.io/rev": rendered_by, "prometheus.io/path": "/stats/prometheus",
+                   "prometheus.io/port": "15020", "prometheus.io/scrape": "true"}
+    istiod_host = "istiod.istio-system.svc" if rendered_by == "default" else f"istiod-{rendered_by}.istio-system.svc"
+    container = _WAYPOINT_CONTAINERS.get(class_name, "istio-proxy")
+    containers = [{"name": container, "image": entry["image"],
                    "args": ["proxy", "waypoint", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                            "--serviceCluster", f"{name}.$(POD_NAMESPACE)", "--proxyLogLevel", "warning",
+                            "--serviceCluster", f"{deployment_name}.$(POD_NAMESPACE)", "--proxyLogLevel", "warning",
                             "--proxyComponentLogLevel", "misc:error", "--log_output_level", "default:info"],
+                   "env": {"CA_ADDR": f"{istiod_host}:15012", "ISTIO_META_WORKLOAD_NAME": deployment_name,
+                           "ISTIO_META_OWNER": f"kubernetes://apis/apps/v1/namespaces/{namespace}/deployments/"
+                                               f"{deployment_name}",
+                           "ISTIO_META_CLUSTER_ID": "Kubernetes", "TRUST_DOMAIN": "cluster.local"},
                    "ports": [{"port": 15020, "name": "metrics"}, {"port": 15021, "name": "status-port"},
-                             {"port": 15008, "name": "mesh"}, {"port": 15090, "name": "http-envoy-prom"}]}]
-    _deployment({"name": name, "namespace": namespace, "labels": pod_labels, "workloadLabels": managed,
+                             {"port": 15090, "name": "http-envoy-prom"}]}]
+    _deployment({"name": deployment_name, "namespace": namespace, "labels": pod_labels, "workloadLabels": managed,
+                 "workloadAnnotations": copied,
                  "selector": {"gateway.networking.k8s.io/gateway-name": name}, "annotations": annotations,
-                 "serviceAccount": name, "containers": containers, "replicas": entry.get("replicas", 1),
-                 "podOverrides": [{**o, "containers": {"istio-proxy": o["image"]}} if "image" in o else o
+                 "serviceAccount": deployment_name, "containers": containers, "replicas": entry.get("replicas", 1),
+                 "podOverrides": [{**o, "containers": {container: o["image"]}} if "image" in o else o
                                   for o in entry.get("podOverrides") or []],
-                 "previous": [{"istio-proxy": image} for image in entry.get("previous") or []],
+                 "previous": [{container: image} for image in entry.get("previous") or []],
                  "created": created},
                 cluster, owner=gateway_owner)
 
@@ -555,7 +584,8 @@ def _waypoint(entry: dict, cluster: _Cluster) -> None:
 _WORKLOAD_BUILDERS = {"Deployment": _deployment, "DaemonSet": _daemonset, "Waypoint": _waypoint}
 _WORKLOAD_KEYS = {"kind", "name", "namespace", "labels", "workloadLabels", "selector", "annotations",
                   "serviceAccount", "replicas", "nodes", "containers", "podOverrides", "previous", "created",
-                  "image", "revision", "for", "gatewayLabels", "programmed"}
+                  "image", "revision", "for", "gatewayLabels", "programmed", "workloadAnnotations",
+                  "className", "gatewayAnnotations", "nameOverride", "istiodRevision", "allowedFrom"}
 
 
 def _check_workload(entry: dict) -> None:

@@ -27,7 +27,9 @@ def generate_large_scenario(nodes: int, waypoint_namespaces: int, seed: int = 0)
          "labels": {"app": "istiod", "istio.io/rev": "default"}, "serviceAccount": "istiod",
          "containers": [{"name": "discovery", "image": f"{HUB}/pilot:{TAG}"}]},
         {"kind": "DaemonSet", "name": "ztunnel", "namespace": "istio-system", "labels": {"app": "ztunnel"},
-         "serviceAccount": "ztunnel", "containers": [{"name": "istio-proxy", "image": f"{HUB}/ztunnel:{TAG}"}]},
+         "serviceAccount": "ztunnel", "containers": [{"name": "istio-proxy", "image": f"{HUB}/ztunnel:{TAG}",
+                                                      "env": {"XDS_ADDRESS": "istiod.istio-system.svc:15012",
+                                                              "CA_ADDRESS": "istiod.istio-system.svc:15012"}}]},
         {"kind": "DaemonSet", "name": "istio-cni-node", "namespace": "istio-system",
          "labels": {"k8s-app": "istio-cni-node"}, "serviceAccount": "istio-cni",
          "containers": [{"name": "install-cni", "image": f"{HUB}/install-cni:{TAG}"}]},
@@ -53,11 +55,14 @@ def generate_large_scenario(nodes: int, waypoint_namespaces: int, seed: int = 0)
         "namespaces": {ns: {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
                        for ns in namespaces if waypoint_namespaces},
         "workloads": workloads,
+        # istiod creates the waypoint class at start-up (pilot/pkg/config/kube/gateway/gatewayclass.go).
+        "objects": [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                     "metadata": {"name": "istio-waypoint"}, "spec": {"controllerName": "istio.io/mesh-controller"}}],
     }
     return Scenario.from_dict(doc)
 
 
-APP_IMAGE = "docker.io/istio/examples-bookinfo-reviews-v1:1.20.3"
+APP_IMAGE = "docker.io/istio/examples-bookinfo-ratings-v1:1.20.3"  # has curl: any app pod can be a client
 
 
 def generate_routes_scenario(waypoints: int, routes: int) -> Scenario:

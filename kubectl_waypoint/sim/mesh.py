@@ -14,10 +14,12 @@ HTTPRoute whose parentRef is the Service (weights, seeded randomness). Policies 
 Bookinfo: productpage's page names the reviews pod that served it, other apps name their own pod.
 
 Each connection draws its own random generator from the seeded one (ztunnel picks per
-connection) and `Connection: close` closes it. Scenario knobs (`mesh:` in the YAML, see
-scenarios/README.md) make the mesh misbehave: split ignored, authorization ignored, outages,
-an exec stream cut mid-run. Simplifications: L4 policies see the original caller, not the
-waypoint; https is not simulated (CONNECT is refused).
+connection) and `Connection: close` closes it. Each waypoint pod counts what it served as Envoy's
+istio stats filter does (`istio_requests_total{reporter="waypoint",...}` with Istio's label set),
+and `pilot-agent request GET stats/prometheus` in its istio-proxy container prints the counters.
+Scenario knobs (`mesh:` in the YAML, see scenarios/README.md) make the mesh misbehave: split
+ignored, authorization ignored, outages, an exec stream cut mid-run. Simplifications: L4 policies
+see the original caller, not the waypoint; https is not simulated (CONNECT is refused).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -60,6 +62,8 @@ _BYPASSING_OPTIONS = frozenset({"--noproxy", "-x", "--proxy", "--preproxy", "--r
                                 "--socks5", "--socks5-hostname", "--interface", "--dns-servers"})
 _SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash"})
 _KNOWN_KNOBS = {"seed", "splitIgnored", "authorizationIgnored", "outages", "hangUpExec"}
+STATS_ARGV = ["pilot-agent", "request", "GET", "stats/prometheus"]
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -167,6 +171,7 @@ class Mesh:
         self._hung_up = False
         self._connections = 0
         self._server: _ProxyServer | None = None
+        self._requests_total: dict[str, Counter] = {}  # waypoint pod "ns/name" -> label tuple -> count
 
     # -------------------------------------------------------------- lifecycle
 
@@ -230,6 +235,51 @@ class Mesh:
             with self._lock:
                 self._execs.pop(token, None)
 
+    def handles_stats(self, request: ExecRequest) -> bool:
+        """`pilot-agent request GET stats/prometheus` in a waypoint pod's istio-proxy container."""
+        return (request.argv == STATS_ARGV and request.container == "istio-proxy"
+                and GATEWAY_NAME_LABEL in request.labels)
+
+    def stats_handler(self, request: ExecRequest, streams: ExecStreams) -> int:
+        streams.write_stdout("".join(line + "\n" for line in self.requests_total_lines(request.namespace,
+                                                                                    request.pod_name)))
+        return 0
+
+    def requests_total_lines(self, namespace: str, pod: str) -> list[str]:
+        """The pod's `istio_requests_total` counters as Prometheus text lines (Envoy prints none before a request)."""
+        with self._lock:
+            counts = dict(self._requests_total.get(f"{namespace}/{pod}", {}))
+        if not counts:
+            return []
+        lines = ["# TYPE istio_requests_total counter"]
+        for labels, value in sorted(counts.items()):
+            rendered = ",".join(f'{key}="{_escape_label(value_)}"' for key, value_ in labels)
+            lines.append(f"istio_requests_total{{{rendered}}} {value}")
+        return lines
+
+    def _count_request(self, waypoint_pod: dict | None, caller: Caller, destination: dict | None,
+                       backend: dict | None, status: int, flags: str) -> None:
+        """What the waypoint's stats filter records for one request it handled."""
+        if waypoint_pod is None:
+            return
+        view = _View(self.store)
+        source = view.pod(caller.namespace, caller.pod)
+        labels = {
+            "reporter": "waypoint", "request_protocol": "http", "response_code": str(status),
+            "response_flags": flags, "connection_security_policy": "mutual_tls", "grpc_response_status": "",
+            **_workload_labels("source", view, source, caller.namespace,
+                               f"spiffe://{caller.principal}" if caller.principal else None),
+            **_workload_labels("destination", view, destination, _namespace(destination) if destination else "unknown",
+                               _principal(destination) if destination else None),
+            "destination_service": f"{_name(backend)}.{_namespace(backend)}.{CLUSTER_DOMAIN}" if backend else "unknown",
+            "destination_service_name": _name(backend) if backend else "unknown",
+            "destination_service_namespace": _namespace(backend) if backend else "unknown",
+            "source_cluster": "Kubernetes", "destination_cluster": "Kubernetes" if destination else "unknown",
+        }
+        key = f"{_namespace(waypoint_pod)}/{_name(waypoint_pod)}"
+        with self._lock:
+            self._requests_total.setdefault(key, Counter())[tuple(sorted(labels.items()))] += 1
+
     def _caller(self, request: ExecRequest) -> Caller:
         labels = request.labels
         namespace = self.store.get("namespaces", None, request.namespace) or {}
@@ -290,20 +340,8 @@ class Mesh:
         path = url.path or "/"
         waypoint = view.waypoint_for(service)
         if waypoint:
-            outage = self._outage_now()
-            if outage is not None:
-                if outage.answer == "reset":
-                    return Answer(None, reason="outage")
-                return Answer(int(outage.answer), UPSTREAM_FAILURE, reason="outage")
-            if not self.settings.authorization_ignored and \
-                    not view.allowed(view.waypoint_policies(service, waypoint), caller, method, path, l7=True):
-                return Answer(403, RBAC_DENIED, reason="l7-denied")
-            backend = self._route(view, service, rng)
-            if backend is None:
-                return Answer(500, b"no healthy upstream", reason="all-weights-zero")
-        else:
-            backend = service
-        pods = view.ready_pods(backend)
+            return self._through_waypoint(view, caller, service, waypoint, method, path, rng)
+        pods = view.ready_pods(service)
         if not pods:
             return Answer(503, b"no healthy upstream", reason="no-endpoints")
         pod = rng.choice(pods)
@@ -311,6 +349,37 @@ class Mesh:
                 not view.allowed(view.ztunnel_policies(pod), caller, method, path, l7=False):
             return Answer(None, backend_pod=_name(pod), reason="l4-denied")
         return self._application(view, pod, path, rng)
+
+    def _through_waypoint(self, view: _View, caller: Caller, service: dict, waypoint: str, method: str, path: str,
+                          rng: random.Random) -> Answer:
+        """The waypoint's part: a replica (picked per connection), policy, route, and its own count."""
+        replicas = view.waypoint_pods(service, waypoint)
+        replica = rng.choice(replicas) if replicas else None
+        outage = self._outage_now()
+        if outage is not None:
+            if outage.answer == "reset":
+                return Answer(None, reason="outage")
+            self._count_request(replica, caller, None, None, int(outage.answer), "UF")
+            return Answer(int(outage.answer), UPSTREAM_FAILURE, reason="outage")
+        if not self.settings.authorization_ignored and \
+                not view.allowed(view.waypoint_policies(service, waypoint), caller, method, path, l7=True):
+            self._count_request(replica, caller, None, service, 403, "-")
+            return Answer(403, RBAC_DENIED, reason="l7-denied")
+        backend = self._route(view, service, rng)
+        if backend is None:
+            self._count_request(replica, caller, None, service, 500, "NR")
+            return Answer(500, b"no healthy upstream", reason="all-weights-zero")
+        pods = view.ready_pods(backend)
+        if not pods:
+            self._count_request(replica, caller, None, backend, 503, "UH")
+            return Answer(503, b"no healthy upstream", reason="no-endpoints")
+        pod = rng.choice(pods)
+        if not self.settings.authorization_ignored and \
+                not view.allowed(view.ztunnel_policies(pod), caller, method, path, l7=False):
+            return Answer(None, backend_pod=_name(pod), reason="l4-denied")
+        answer = self._application(view, pod, path, rng)
+        self._count_request(replica, caller, pod, backend, answer.status or 0, "-")
+        return answer
 
     def _outage_now(self) -> Outage | None:
         now = time.monotonic()
@@ -383,6 +452,30 @@ def _labels(obj: dict) -> dict:
     return obj["metadata"].get("labels") or {}
 
 
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _principal(pod: dict) -> str:
+    account = pod["spec"].get("serviceAccountName") or "default"
+    return f"spiffe://{TRUST_DOMAIN}/ns/{_namespace(pod)}/sa/{account}"
+
+
+def _workload_labels(side: str, view: _View, pod: dict | None, namespace: str, principal: str | None) -> dict:
+    """Istio's workload labels of one side of a request; "unknown" where there is no pod."""
+    labels = _labels(pod) if pod else {}
+    workload = view.workload_of(pod) if pod else "unknown"
+    canonical = labels.get("service.istio.io/canonical-name") or labels.get("app") or workload
+    return {
+        f"{side}_workload": workload, f"{side}_workload_namespace": namespace if pod else "unknown",
+        f"{side}_principal": principal or "unknown",
+        f"{side}_canonical_service": canonical if pod else "unknown",
+        f"{side}_canonical_revision": labels.get("service.istio.io/canonical-revision") or labels.get("version")
+        or ("latest" if pod else "unknown"),
+        f"{side}_app": labels.get("app", "unknown"), f"{side}_version": labels.get("version", "unknown"),
+    }
+
+
 def _selected(selector: Mapping | None, labels: Mapping) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -395,6 +488,31 @@ class _View:
 
     def service(self, namespace: str, name: str) -> dict | None:
         return self.store.get("services", namespace, name)
+
+    def pod(self, namespace: str, name: str) -> dict | None:
+        return self.store.get("pods", namespace, name)
+
+    def workload_of(self, pod: dict) -> str:
+        """The pod's controller, following a ReplicaSet up to its Deployment; else the pod itself."""
+        owners = pod["metadata"].get("ownerReferences") or []
+        if not owners:
+            return _name(pod)
+        owner = owners[0]
+        if owner.get("kind") == "ReplicaSet":
+            replica_set = self.store.get("replicasets", _namespace(pod), owner["name"]) or {"metadata": {}}
+            parents = replica_set["metadata"].get("ownerReferences") or []
+            if parents:
+                return parents[0]["name"]
+        return owner["name"]
+
+    def waypoint_pods(self, service: dict, waypoint: str) -> list[dict]:
+        """Running pods of the waypoint (by its gateway-name label, in its namespace)."""
+        namespace = self.store.get("namespaces", None, _namespace(service)) or {"metadata": {}}
+        where = _labels(service).get("istio.io/use-waypoint-namespace") or \
+            _labels(namespace).get("istio.io/use-waypoint-namespace") or _namespace(service)
+        return sorted((pod for pod in self.store.list("pods", where)
+                       if _labels(pod).get(GATEWAY_NAME_LABEL) == waypoint
+                       and pod.get("status", {}).get("phase") == "Running"), key=_name)
 
     def service_for(self, host: str, port: int, caller_namespace: str) -> dict | None:
         """The Service a pod in `caller_namespace` reaches at host:port, as cluster DNS resolves it."""

@@ -16,6 +16,10 @@ GATEWAY_API = "gateway.networking.k8s.io"
 ISTIO_SECURITY = "security.istio.io"
 SAIL = "sailoperator.io"
 OPTIONAL_GROUPS = (GATEWAY_API, ISTIO_SECURITY, SAIL)
+# Sail up to 1.27 served ZTunnel only as v1alpha1 (api/v1alpha1/ztunnel_types.go); installing this with
+# sailoperator.io makes the cluster one of those.
+SAIL_ZTUNNEL_V1ALPHA1 = "sailoperator.io/v1alpha1"
+INSTALL_OPTIONS = OPTIONAL_GROUPS + (SAIL_ZTUNNEL_V1ALPHA1,)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,13 @@ class Resource:
     categories: tuple[str, ...] = ()
     crd: bool = False
     stored: bool = True  # False for virtual resources such as selfsubjectaccessreviews
+    served_with: str = ""  # served only when this install option is set
+    hidden_with: str = ""  # not served when this install option is set
+
+    def served(self, installed: frozenset[str]) -> bool:
+        if self.group in OPTIONAL_GROUPS and self.group not in installed:
+            return False
+        return (not self.served_with or self.served_with in installed) and self.hidden_with not in installed
 
     @property
     def api_version(self) -> str:
@@ -101,7 +112,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(SAIL, "v1", "istiorevisions", "IstioRevision", False, ("istiorev",), ("istio-io",), crd=True),
     Resource(SAIL, "v1", "istiorevisiontags", "IstioRevisionTag", False, categories=("istio-io",), crd=True),
     Resource(SAIL, "v1", "istiocnis", "IstioCNI", False, categories=("istio-io",), crd=True),
-    Resource(SAIL, "v1", "ztunnels", "ZTunnel", False, categories=("istio-io",), crd=True),
+    Resource(SAIL, "v1", "ztunnels", "ZTunnel", False, categories=("istio-io",), crd=True,
+             hidden_with=SAIL_ZTUNNEL_V1ALPHA1),
+    Resource(SAIL, "v1alpha1", "ztunnels", "ZTunnel", False, categories=("istio-io",), crd=True,
+             served_with=SAIL_ZTUNNEL_V1ALPHA1),
 )
 
 SUBRESOURCES: tuple[Subresource, ...] = (Subresource("pods", "exec", "PodExecOptions", ("create", "get")),)
@@ -134,7 +148,7 @@ def group_versions(installed: frozenset[str]) -> dict[str, list[str]]:
     """Served group -> versions (core group as ""), optional groups only when installed."""
     served: dict[str, list[str]] = {}
     for r in RESOURCES:
-        if r.group in OPTIONAL_GROUPS and r.group not in installed:
+        if not r.served(installed):
             continue
         versions = served.setdefault(r.group, [])
         if r.version not in versions:
@@ -169,7 +183,7 @@ def api_resource_list_document(group: str, version: str, installed: frozenset[st
         return None
     entries = []
     for r in RESOURCES:
-        if r.group == group and r.version == version:
+        if r.group == group and r.version == version and r.served(installed):
             entries.append(r.discovery_entry())
             entries.extend(s.discovery_entry(r.namespaced) for s in SUBRESOURCES if s.parent == r.plural)
     group_version = f"{group}/{version}" if group else version

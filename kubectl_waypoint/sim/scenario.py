@@ -17,7 +17,7 @@ import yaml
 from .mesh import MeshSettings
 from .podexec import ExecRule
 from .expand import DEFAULT_CREATED, expand
-from .resources import KUBERNETES_VERSION, OPTIONAL_GROUPS
+from .resources import INSTALL_OPTIONS, KUBERNETES_VERSION
 
 SCENARIO_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 
@@ -53,10 +53,10 @@ class Scenario:
     @classmethod
     def _from_resolved(cls, doc: dict) -> Scenario:
         installed = frozenset(doc.get("installed") or ())
-        unknown = installed - set(OPTIONAL_GROUPS)
+        unknown = installed - set(INSTALL_OPTIONS)
         if unknown:
             raise ValueError(f"scenario {doc.get('name')}: unknown optional API groups {sorted(unknown)}; "
-                             f"choose from {', '.join(OPTIONAL_GROUPS)}")
+                             f"choose from {', '.join(INSTALL_OPTIONS)}")
         return cls(name=doc["name"], description=doc["description"], objects=tuple(expand(doc)),
                    installed=installed, exec_rules=tuple(ExecRule.from_dict(r) for r in doc.get("exec") or ()),
                    kubernetes_version=doc.get("kubernetesVersion", KUBERNETES_VERSION),

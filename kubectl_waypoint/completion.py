@@ -190,9 +190,9 @@ def complete_check_ids(_ctx, _param, incomplete):
 
 
 def complete_scenarios(_ctx, _param, incomplete):
-    from .sim import load_scenario, scenario_names
+    from .demo import demo_scenarios
 
-    return [CompletionItem(name, help=load_scenario(name).description) for name in scenario_names()
+    return [CompletionItem(name, help=description) for name, description in demo_scenarios()
             if name.startswith(incomplete)]
 
 

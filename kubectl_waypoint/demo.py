@@ -29,12 +29,17 @@ def _scenario(name: str):
     return load_scenario(name)
 
 
-def list_demo_scenarios() -> str:
+def demo_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of every bundled scenario."""
     from .sim import load_scenario, scenario_names
 
-    names = scenario_names()
-    width = max(len(n) for n in names)
-    return "".join(f"{n.ljust(width)}   {load_scenario(n).description}\n" for n in names)
+    return [(name, load_scenario(name).description) for name in scenario_names()]
+
+
+def list_demo_scenarios() -> str:
+    scenarios = demo_scenarios()
+    width = max(len(name) for name, _ in scenarios)
+    return "".join(f"{name.ljust(width)}   {description}\n" for name, description in scenarios)
 
 
 def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:

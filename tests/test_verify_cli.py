@@ -242,8 +242,12 @@ def test_healthy_mesh_routes_and_authorizes_as_configured(run_cli, cluster):
     (split,) = checks(doc)["route-split"]
     assert split["subject"] == "HTTPRoute reviews -> Service reviews"
     assert any(e.startswith("backends: reviews-v1=") for e in split["evidence"])
+    assert "measured by: telemetry (sequential test)" in split["evidence"]
     execs = [r for r in sim.requests if r.resource == "pods/exec"]
-    assert execs and all(r.exec_argv[0] == "curl" for r in execs)  # never a shell
+    # curl in the clients, pilot-agent's stats in the waypoint: argument vectors, never a shell
+    assert execs and {r.exec_argv[0] for r in execs} == {"curl", "pilot-agent"}
+    assert all(r.exec_argv == ["pilot-agent", "request", "GET", "stats/prometheus"]
+               for r in execs if r.exec_argv[0] == "pilot-agent")
 
 
 def test_split_ignored_by_the_waypoint_fails(run_cli, cluster):
@@ -288,13 +292,24 @@ def test_probe_config_describes_the_probe(run_cli, cluster, tmp_path):
 
 
 def test_responses_that_name_no_backend_warn_with_a_hint(run_cli, cluster, tmp_path):
-    _, kubeconfig = cluster("bookinfo")
+    """Without the waypoint's telemetry the bodies must name the backend; when none does, say so."""
+    sim, kubeconfig = cluster("bookinfo")
+
+    def broken_stats(request, streams):  # the waypoint's stats endpoint answers something else
+        if request.argv[:1] == ["pilot-agent"]:
+            streams.write_stdout("404 page not found\n")
+            return 0
+        return sim.default_exec_handler(request, streams)
+
+    sim.set_exec_handler(broken_stats)
     config = tmp_path / "probes.yaml"
     config.write_text(yaml.safe_dump({"routes": [{"route": "reviews", "match": "(no-such-marker)", "count": 60}]}))
     doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "--probe-config", str(config),
                   "-o", "json").json
     (split,) = checks(doc)["route-split"]
     assert split["status"] == "warn" and "--probe-config" in split["message"]
+    assert any(e.startswith("Who served was read from the response bodies: line 1 of the waypoint's metrics")
+               for e in split["evidence"])
 
 
 def test_bad_probe_config_is_bad_input(run_cli, cluster, tmp_path):

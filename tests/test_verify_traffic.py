@@ -4,6 +4,7 @@ probed with which request, from which client, at which alpha, and what --wait do
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -316,4 +317,7 @@ def test_wait_does_not_redraw_a_rejected_split(run_cli, cluster):
                   expect=1).json
     (split,) = checks(doc, "route-split")
     assert split["status"] == "fail" and doc["attempts"] == 1
-    assert len(probes(sim)) == 1
+    sent = int(re.search(r"requests: (\d+)", " ".join(split["evidence"])).group(1))
+    batches = [int(re.search(r"#\[1-(\d+)\]$", r.exec_argv[r.exec_argv.index("--url") + 1]).group(1))
+               for r in probes(sim)]
+    assert sum(batches) == sent  # the batches of one sequential run, none drawn again

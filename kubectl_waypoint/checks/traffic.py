@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field, replace
 
-from ..probe.expectations import DEFAULT_CHECK_COUNT, Expectation, compile_match, default_count
+from ..probe.expectations import DEFAULT_CHECK_COUNT, Expectation, compile_match
 from .clients import deploy_curl_command, first_with_curl, no_client_message
 from .requests import rule_targets
 from .runner import Outcome
@@ -133,13 +133,17 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
     if not clients:
         return replace(why, subject=plan.subject)
     alpha = family_alpha(facts.options.alpha, family)
-    count = (configured and configured.count) or default_count(expectation, alpha)
+    count = configured.count if configured and configured.count else None  # None: the sequential test
     headers = plan.headers + (configured.headers if configured else ())
-    outcome = _probe(facts, clients, url, expectation, count, plan.method, headers, alpha=alpha)
+    measurement: list[str] = []
+    outcome = _probe(facts, clients, url, expectation, count, plan.method, headers, alpha=alpha,
+                     telemetry_for=lambda client: _route_telemetry(facts, plan, client, measurement))
     verdict = outcome.verdict
     evidence = _evidence(outcome.client, url, verdict, plan.method, headers) + (
         f"alpha: {alpha:.3g} (family-wise {facts.options.alpha:g} over {family} route "
-        f"{'probe' if family == 1 else 'probes'}, Bonferroni)",)
+        f"{'probe' if family == 1 else 'probes'}, Bonferroni)",
+        f"measured by: {verdict.measured_by}" + (f" ({verdict.test} test)" if verdict.test else ""),
+        *measurement, *outcome.notes)
     backends = verdict.backends or {}
     named = sum(n for b, n in backends.items() if b != "unmatched")
     if backends.get("unmatched") and not named:
@@ -310,8 +314,21 @@ def _clients(facts, spec: str | None, container: str | None, *, exclude: list[di
                        hint=deploy_curl_command(hint_namespace) if hint_namespace else None)
 
 
+def _route_telemetry(facts, plan: RoutePlan, client, notes: list[str]):
+    """The waypoint's own count of who served this client's requests; None (the bodies decide, and
+    `notes` says why) when it cannot be read."""
+    from ..probe.telemetry import TelemetryUnavailable, for_route
+
+    try:
+        return for_route(facts.cluster, facts.namespace, plan.route, client.workload, client.namespace,
+                         list(plan.weights))
+    except TelemetryUnavailable as error:
+        notes.append(f"Who served was read from the response bodies: {error.reason}")
+        return None
+
+
 def _probe(facts, clients: list, url, expectation, count, method, headers, *, alpha: float,
-           min_availability: float | None = None):
+           min_availability: float | None = None, telemetry_for=None):
     """Run the probe from the first client that can run it; one that cannot start passes to the next."""
     from ..errors import Inconclusive
     from ..probe.engine import run_probe
@@ -319,9 +336,11 @@ def _probe(facts, clients: list, url, expectation, count, method, headers, *, al
     availability = {} if min_availability is None else {"min_availability": min_availability}
     problems = []
     for client in clients:
+        telemetry = telemetry_for(client) if telemetry_for else None
         try:
             return run_probe(facts.cluster, client, url, expectation, count=count, method=method,
-                             headers=tuple(headers), timeout_s=facts.options.timeout_s, alpha=alpha, **availability)
+                             headers=tuple(headers), timeout_s=facts.options.timeout_s, alpha=alpha,
+                             telemetry=telemetry, **availability)
         except Inconclusive as exc:
             problems.append(f"{client.namespace}/{client.pod}: {exc.message}")
     raise Inconclusive("no client pod could run the probe (" + "; ".join(problems) + ")")

@@ -10,7 +10,7 @@ import yaml
 from kubectl_waypoint.errors import ClusterUnavailable, ExitCode
 from kubectl_waypoint.kube.client import Cluster, PermissionDenied
 from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
-from kubectl_waypoint.kube.preflight import preflight, render_cluster_role, render_role_variant
+from kubectl_waypoint.kube.preflight import kubernetes_version, preflight, render_cluster_role, render_role_variant
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sim.access import AccessRules, Attributes, authorizations, forbidden_reason
 
@@ -223,3 +223,9 @@ def test_readme_cluster_role_is_the_generated_one():
     text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     block = text.split("## RBAC", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == render_cluster_role()
+
+
+@pytest.mark.parametrize("git_version, parsed", [
+    ("v1.35.0", (1, 35)), ("v1.34.2-gke.1066000", (1, 34)), ("v1.33.5+k3s1", (1, 33)), ("", None), ("devel", None)])
+def test_the_server_version_is_read_from_git_version(git_version, parsed):
+    assert kubernetes_version({"gitVersion": git_version}) == parsed

@@ -10,7 +10,7 @@ import yaml
 from kubectl_waypoint.errors import ClusterUnavailable, ExitCode
 from kubectl_waypoint.kube.client import Cluster, PermissionDenied
 from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
-from kubectl_waypoint.kube.preflight import preflight, render_cluster_role
+from kubectl_waypoint.kube.preflight import kubernetes_version, preflight, render_cluster_role
 from kubectl_waypoint.rbac import rbac_documents
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sim.access import AccessRules, Attributes, authorizations, forbidden_reason
@@ -236,3 +236,9 @@ def test_a_refused_exec_names_the_verb_the_api_server_refused(cluster, version, 
         client.exec("curl", pod, None, ["curl", "--version"])
     assert f'cannot {denied} pods/exec in namespace "curl"' in raised.value.message
     assert "exec needs get and create on pods/exec" in raised.value.message
+
+
+@pytest.mark.parametrize("git_version, parsed", [
+    ("v1.35.0", (1, 35)), ("v1.34.2-gke.1066000", (1, 34)), ("v1.33.5+k3s1", (1, 33)), ("", None), ("devel", None)])
+def test_the_server_version_is_read_from_git_version(git_version, parsed):
+    assert kubernetes_version({"gitVersion": git_version}) == parsed

@@ -20,6 +20,7 @@ from kubectl_waypoint.kube.config import ClusterFlags, resolve_target
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sim.envoystats import envoy_stats_lines
 from kubectl_waypoint.sim.scenario import Scenario
+from kubectl_waypoint.sim.syncz import syncz_entries
 from kubectl_waypoint.sync import (
     DebugEndpointOff,
     ProxySync,
@@ -738,3 +739,27 @@ def test_istiods_reported_version_is_judged_and_a_tag_mismatch_is_evidence(verif
     assert any("image tag 1.28.6-asm-r3" in e for e in version["evidence"])
     assert any(e.startswith("mismatch: the image tag says 1.28.6-asm-r3 but istiod reports 1.27.3-asm-r2")
                for e in version["evidence"])
+
+
+def test_a_waypoint_on_an_unreadable_istiod_is_asked_itself_not_called_disconnected(verify):
+    # Two istiod replicas; the one the waypoint is connected to answers garbage. Its absence from the
+    # other one's answer says nothing, so its own stats decide (before: "not connected", a false fail).
+    scenario = Scenario.from_yaml("name: t\ndescription: t\nbase: bookinfo\nworkloads:\n"
+                                  "  - {kind: Deployment, name: istiod, namespace: istio-system, replicas: 2}\n")
+
+    def prepare(sim):
+        def handler(request, streams):
+            holds_waypoint = request.argv[3:] == ["/debug/syncz"] and any(
+                entry["proxy"].startswith("waypoint-") for entry in syncz_entries(sim.store, {}, request.pod))
+            if holds_waypoint:
+                streams.write_stdout(b"<html>502 Bad Gateway</html>")
+                return 0
+            return sim.default_exec_handler(request, streams)
+        sim.set_exec_handler(handler)
+
+    sim, checks = verify(scenario, expect=0, prepare=prepare)
+    (available,) = checks["sync-status-available"]
+    assert available["status"] == "warn" and "is an HTML page, not JSON" in available["message"]
+    (sync,) = checks["waypoint-sync"]
+    assert sync["status"] == "pass" and "its own Envoy stats" in sync["message"]
+    assert len([r for r in sim.requests if r.exec_argv and r.exec_argv[-1] == "/debug/syncz"]) == 2

@@ -269,3 +269,15 @@ def test_removed_auth_providers_say_what_to_install_like_kubectl(sim, run_cli, t
     assert kubectl.returncode != 0 and names in kubectl.stderr
     error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, expect=3).stderr)
     assert names in error and "s3cret" not in error
+
+
+def test_no_credential_goes_to_a_plain_http_server_as_with_kubectl(run_cli, tmp_path):
+    with SimCluster("bookinfo", tls=False) as plain:
+        kubeconfig = plain.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        kubectl = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", "-n", "bookinfo"],
+                              {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, str(tmp_path / "cache"))
+        from_kubectl = {(r.status, r.user) for r in plain.requests}
+        plain.clear_requests()
+        result = run_cli("skew", "--kubeconfig", kubeconfig, "-n", "bookinfo", expect=3)
+        assert kubectl.returncode != 0 and "401" in one_line_error(result.stderr)
+        assert {(r.status, r.user) for r in plain.requests} == from_kubectl == {(401, "")}

@@ -27,6 +27,14 @@ from support.proxies import ConnectProxy, Socks5Proxy
 BOB_TOKEN = "bob-token-0123456789abcdef"
 FILE_TOKEN = "fiona-token-0123456789abcdef"
 EXEC_TOKEN = "exec-token-0123456789abcdef"
+
+
+def jwt(claims: dict) -> str:
+    encode = lambda data: base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{encode({'alg': 'RS256'})}.{encode(claims)}.c2lnbmF0dXJl"
+
+
+OIDC_TOKEN = jwt({"iss": "https://issuer.invalid", "exp": 4102444800, "sub": "olga"})  # expires in 2100
 PODS = "/api/v1/namespaces/bookinfo/pods"
 
 
@@ -45,7 +53,7 @@ def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("access")
     sim = SimCluster("bookinfo")
     sim.client_certificates = True
-    sim.tokens.update({BOB_TOKEN: "bob", FILE_TOKEN: "fiona", EXEC_TOKEN: "exec-user"})
+    sim.tokens.update({BOB_TOKEN: "bob", FILE_TOKEN: "fiona", EXEC_TOKEN: "exec-user", OIDC_TOKEN: "olga"})
     with sim, ConnectProxy() as connect, Socks5Proxy() as socks5:
         yield sim, str(folder), {"connect": connect, "socks5": socks5}
 
@@ -123,6 +131,8 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "exec plugin": Case(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
                                            "interactiveMode": "Never", "provideClusterInfo": True,
                                            "env": [{"name": "X", "value": "1"}]}}),
+        "auth-provider oidc with a valid id-token": Case(user={"auth-provider": {"name": "oidc", "config": {
+            "idp-issuer-url": "https://issuer.invalid", "client-id": "waypoint", "id-token": OIDC_TOKEN}}}),
         "HTTPS_PROXY skips 127.0.0.1": Case(env={"HTTPS_PROXY": proxies["connect"].url}),
         "HTTPS_PROXY skips localhost": Case(cluster={"server": f"https://localhost:{sim.port}"},
                                             env={"HTTPS_PROXY": proxies["connect"].url}),
@@ -150,7 +160,8 @@ CASES = ["kubeconfig token", "--token", "--as --as-group --as-uid", "as as-group
          "client-certificate-data in kubeconfig", "--tls-server-name", "wrong --tls-server-name",
          "tls-server-name in kubeconfig", "--server drops the kubeconfig tls-server-name", "--disable-compression",
          "disable-compression in kubeconfig", "-n=bookinfo", "-nbookinfo", "--namespace=bookinfo",
-         "--request-timeout --cache-dir", "exec plugin", "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
+         "--request-timeout --cache-dir", "exec plugin", "auth-provider oidc with a valid id-token",
+         "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
          "HTTPS_PROXY for a name resolving to loopback", "https_proxy lower case", "NO_PROXY name",
          "NO_PROXY with port", "NO_PROXY other port", "NO_PROXY *", "proxy-url http", "proxy-url socks5",
          "proxy-url wins over HTTPS_PROXY"]

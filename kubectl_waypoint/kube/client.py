@@ -205,10 +205,9 @@ class Cluster:
                       namespace: str | None, verb: str) -> WaypointError:
         message = _status_message(data)
         if status == 401:
-            context = self.target.context or "in-cluster"
             return ClusterUnavailable(
                 f"authentication to {self._describe_server()} failed (401 Unauthorized): the credentials of "
-                f'context "{context}" are invalid or expired; log in again'
+                f"{self.target.connection.who} are invalid or expired; log in again"
             )
         if status == 410 and verb == "list":
             return ContinueExpired(message or "continue token expired")

@@ -59,7 +59,8 @@ class Transport:
     def headers(self) -> list[tuple[str, str]]:
         """Identity headers for one request: credential, impersonation, compression, user agent."""
         headers = [("User-Agent", self.user_agent)]
-        authorization = self.credentials.authorization()
+        # kubectl sends no credential to a plain http:// server (measured): neither do we.
+        authorization = self.credentials.authorization() if self.connection.server.startswith("https:") else None
         if authorization:
             headers.append(("Authorization", authorization))
         for name, values in self.connection.impersonation.headers().items():

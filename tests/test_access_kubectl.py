@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -54,8 +53,10 @@ def world(tmp_path_factory):
     sim = SimCluster("bookinfo")
     sim.client_certificates = True
     sim.tokens.update({BOB_TOKEN: "bob", FILE_TOKEN: "fiona", EXEC_TOKEN: "exec-user", OIDC_TOKEN: "olga"})
-    with sim, ConnectProxy() as connect, Socks5Proxy() as socks5:
-        yield sim, str(folder), {"connect": connect, "socks5": socks5}
+    with sim:
+        served = (os.path.join(os.path.dirname(sim.ca_file), name) for name in ("server.crt", "server.key"))
+        with ConnectProxy() as connect, Socks5Proxy() as socks5, ConnectProxy(certificate=tuple(served)) as https:
+            yield sim, str(folder), {"connect": connect, "socks5": socks5, "https": https}
 
 
 def loopback_alias() -> str | None:
@@ -83,6 +84,14 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
                      f"'client.authentication.k8s.io/v1', 'kind': 'ExecCredential', 'status': "
                      f"{{'token': {EXEC_TOKEN!r}}}}}))\n")
     os.chmod(plugin, 0o700)
+    cert_plugin = os.path.join(folder, "cert-plugin")
+    with open(cert_plugin, "w") as stream:
+        status = {"clientCertificateData": open(cert).read(), "clientKeyData": open(key).read()}
+        stream.write(f"#!{sys.executable}\nimport json\nprint(json.dumps({{'apiVersion': "
+                     f"'client.authentication.k8s.io/v1', 'kind': 'ExecCredential', 'status': {status!r}}}))\n")
+    os.chmod(cert_plugin, 0o700)
+    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+                          "interactiveMode": "Never", "provideClusterInfo": True, "env": [{"name": "X", "value": "1"}]}}
     other_ca = base64.b64encode(open(sim.ca_file, "rb").read()[::-1]).decode()  # not the cluster's CA
     carol = {"token": sim.token, "as": "carol", "as-groups": ["auditors", "sre"], "as-uid": "7",
              "as-user-extra": {"reason": ["upgrade check"], "scopes.example.com/team": ["a", "b"]}}
@@ -128,9 +137,17 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "-nbookinfo": Case(args=["-nbookinfo"]),
         "--namespace=bookinfo": Case(args=["--namespace=bookinfo"]),
         "--request-timeout --cache-dir": Case(args=["-n", "bookinfo", "--request-timeout", "20s"]),
-        "exec plugin": Case(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
-                                           "interactiveMode": "Never", "provideClusterInfo": True,
-                                           "env": [{"name": "X", "value": "1"}]}}),
+        "exec plugin": Case(user=exec_user),
+        "exec plugin interactiveMode IfAvailable": Case(user={"exec": {**exec_user["exec"],
+                                                                       "interactiveMode": "IfAvailable"}}),
+        "exec plugin interactiveMode Always without a terminal": Case(user={"exec": {**exec_user["exec"],
+                                                                                     "interactiveMode": "Always"}}),
+        "exec plugin issuing a client certificate": Case(user={"exec": {**exec_user["exec"], "command": cert_plugin}}),
+        "token wins over an exec plugin": Case(user={"token": BOB_TOKEN, **exec_user}),
+        "--token with --client-certificate": Case(args=["-n", "bookinfo", "--token", BOB_TOKEN,
+                                                        "--client-certificate", cert, "--client-key", key]),
+        "as-groups without as": Case(user={"token": sim.token, "as-groups": ["devs"]}),
+        "--user that does not exist": Case(args=["-n", "bookinfo", "--user", "nobody"]),
         "auth-provider oidc with a valid id-token": Case(user={"auth-provider": {"name": "oidc", "config": {
             "idp-issuer-url": "https://issuer.invalid", "client-id": "waypoint", "id-token": OIDC_TOKEN}}}),
         "HTTPS_PROXY skips 127.0.0.1": Case(env={"HTTPS_PROXY": proxies["connect"].url}),
@@ -147,6 +164,9 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "NO_PROXY *": Case(cluster=by_alias, env={"HTTPS_PROXY": proxies["connect"].url, "NO_PROXY": "*"}),
         "proxy-url http": Case(cluster={"proxy-url": proxies["connect"].url}),
         "proxy-url socks5": Case(cluster={"proxy-url": proxies["socks5"].url}),
+        "proxy-url https": Case(cluster={"proxy-url": proxies["https"].url}, env={"SSL_CERT_FILE": sim.ca_file}),
+        "HTTPS_PROXY https://": Case(cluster=by_alias, env={"HTTPS_PROXY": proxies["https"].url,
+                                                            "SSL_CERT_FILE": sim.ca_file}),
         "proxy-url wins over HTTPS_PROXY": Case(cluster={"proxy-url": proxies["socks5"].url},
                                                 env={"HTTPS_PROXY": proxies["connect"].url}),
     }
@@ -161,10 +181,12 @@ CASES = ["kubeconfig token", "--token", "--as --as-group --as-uid", "as as-group
          "tls-server-name in kubeconfig", "--server drops the kubeconfig tls-server-name", "--disable-compression",
          "disable-compression in kubeconfig", "-n=bookinfo", "-nbookinfo", "--namespace=bookinfo",
          "--request-timeout --cache-dir", "exec plugin", "auth-provider oidc with a valid id-token",
-         "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
+         "exec plugin interactiveMode IfAvailable", "exec plugin interactiveMode Always without a terminal",
+         "exec plugin issuing a client certificate", "token wins over an exec plugin", "--token with --client-certificate",
+         "as-groups without as", "--user that does not exist", "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
          "HTTPS_PROXY for a name resolving to loopback", "https_proxy lower case", "NO_PROXY name",
          "NO_PROXY with port", "NO_PROXY other port", "NO_PROXY *", "proxy-url http", "proxy-url socks5",
-         "proxy-url wins over HTTPS_PROXY"]
+         "proxy-url https", "HTTPS_PROXY https://", "proxy-url wins over HTTPS_PROXY"]
 
 
 def write_case_kubeconfig(sim, path: str, case: Case) -> str:
@@ -204,10 +226,10 @@ def identities(sim, proxies) -> set[tuple]:
 def test_same_identity_proxy_and_outcome_as_kubectl(world, run_cli, monkeypatch, tmp_path, name):
     sim, folder, proxies = world
     case = build_cases(sim, folder, proxies)[name]
-    if "loopback" in name or "NO_PROXY" in name or "lower case" in name:
+    if case.cluster.get("server", "").startswith("https://" + str(loopback_alias())):
         assert loopback_alias(), "needs a name in /etc/hosts that resolves to 127.0.0.1 besides localhost"
     kubeconfig = write_case_kubeconfig(sim, str(tmp_path / "kubeconfig"), case)
-    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "SSL_CERT_FILE"):
         monkeypatch.delenv(variable, raising=False)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **case.env}
 

@@ -260,7 +260,7 @@ def _connect_tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.
     parts = urlsplit(proxy)
     secure = parts.scheme == "https"
     sock = socket.create_connection((parts.hostname, parts.port or (443 if secure else 80)), timeout=timeout)
-    if secure:
+    if secure:  # Go checks an https proxy's certificate against the system's CAs (SSL_CERT_FILE too)
         sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
@@ -279,7 +279,37 @@ def _connect_tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.
     if len(fields) < 2 or fields[1] != "200":
         sock.close()
         raise ProxyRefused(redact_proxy_url(proxy), status_line.strip() or "no answer")
-    return sock
+    return _plain_end(sock) if secure else sock
+
+
+def _plain_end(tunnel: ssl.SSLSocket) -> socket.socket:
+    """A plain socket whose bytes travel through `tunnel`, a TLS connection to an https proxy.
+
+    Python cannot wrap TLS inside an SSLSocket, and the API server's TLS must run inside the
+    proxy's; a thread relays between the tunnel and one end of a socket pair instead.
+    """
+    ours, relayed = socket.socketpair()
+
+    def relay() -> None:
+        import select
+
+        try:
+            while True:
+                ready = [tunnel] if tunnel.pending() else select.select([tunnel, relayed], [], [])[0]
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (relayed if source is tunnel else tunnel).sendall(data)
+        except OSError:
+            return
+        finally:
+            relayed.close()
+            tunnel.close()
+
+    tunnel.settimeout(None)
+    threading.Thread(target=relay, daemon=True, name="https-proxy-relay").start()
+    return ours
 
 
 class ProxyRefused(OSError):

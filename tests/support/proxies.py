@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import select
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
@@ -92,7 +93,8 @@ class _Proxy:
         b.settimeout(None)
         try:
             while True:
-                ready, _, _ = select.select([a, b], [], [], IDLE_SECONDS)
+                pending = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+                ready = pending or select.select([a, b], [], [], IDLE_SECONDS)[0]
                 if not ready:
                     return
                 for source in ready:
@@ -108,14 +110,30 @@ class _Proxy:
 
 
 class ConnectProxy(_Proxy):
-    """An HTTP proxy that serves CONNECT only (what clients use for an https:// server)."""
+    """An HTTP proxy that serves CONNECT only (what clients use for an https:// server).
+
+    With `certificate=(cert, key)` it is an https:// proxy: clients speak TLS to it first.
+    """
+
+    def __init__(self, refuse: bool = False, certificate: tuple[str, str] | None = None):
+        super().__init__(refuse)
+        self._tls = None
+        if certificate:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(*certificate)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     def _handle(self, client: socket.socket) -> None:
         client.settimeout(5)
+        if self._tls is not None:
+            try:
+                client = self._tls.wrap_socket(client, server_side=True)
+            except (OSError, ssl.SSLError):
+                client.close()
+                return
         head = b""
         try:
             while b"\r\n\r\n" not in head and len(head) < 16384:

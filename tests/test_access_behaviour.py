@@ -298,3 +298,36 @@ def test_no_credential_goes_to_a_plain_http_server_as_with_kubectl(run_cli, tmp_
         result = run_cli("skew", "--kubeconfig", kubeconfig, "-n", "bookinfo", expect=3)
         assert kubectl.returncode != 0 and "401" in one_line_error(result.stderr)
         assert {(r.status, r.user) for r in plain.requests} == from_kubectl == {(401, "")}
+
+
+def test_a_401_reads_the_token_file_again_even_when_it_looks_unchanged(sim, tmp_path):
+    """A rotation within one mtime tick, same size, same inode: only the 401 reveals it."""
+    sim.tokens.update({"token-aaaa": "before", "token-bbbb": "after"})
+    token_file = tmp_path / "token"
+    token_file.write_text("token-aaaa")
+    os.utime(token_file, ns=(5, 5))
+    kubeconfig = edit_kubeconfig(sim.write_kubeconfig(str(tmp_path / "kubeconfig")), user={"tokenFile": str(token_file)})
+    cluster = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig)))
+    cluster.list(PODS, "bookinfo")
+    del sim.tokens["token-aaaa"]  # revoked, and rotated on disk behind an identical stat
+    with open(token_file, "r+") as stream:
+        stream.write("token-bbbb")
+    os.utime(token_file, ns=(5, 5))
+    cluster.list(PODS, "bookinfo")
+    assert [(r.status, r.user) for r in sim.requests] == [(200, "before"), (401, ""), (200, "after")]
+
+
+@pytest.mark.parametrize("form, traceback", [(["-v", "9"], True), (["--v=10"], True), (["-v=8"], False), ([], False)])
+def test_tracebacks_of_a_bug_appear_from_v_9(monkeypatch, capsys, form, traceback):
+    """A bug cannot be produced on purpose from outside: one is planted in the skew command."""
+    from kubectl_waypoint import commands
+    from kubectl_waypoint.__main__ import main
+
+    def planted_bug(*_args, **_kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(commands, "run_skew", planted_bug)
+    assert main(["skew", *form]) == 1
+    err = capsys.readouterr().err
+    assert ("Traceback" in err) is traceback
+    assert err.splitlines()[-1].startswith("error: internal error: RuntimeError: planted")

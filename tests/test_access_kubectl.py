@@ -44,6 +44,7 @@ class Case:
     cluster: dict = field(default_factory=dict)  # merged into the cluster entry (None deletes a key)
     users: dict = field(default_factory=dict)  # more named users
     env: dict = field(default_factory=dict)
+    kubeconfig: bool = True  # False: no kubeconfig at all, the flags alone
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,9 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "as as-groups as-uid as-user-extra": Case(user=carol),
         "--as replaces only the user": Case(args=["-n", "bookinfo", "--as", "dave"], user=carol),
         "--user": Case(args=["-n", "bookinfo", "--user", "bob"], users={"bob": {"token": BOB_TOKEN}}),
+        "no kubeconfig, --server --token --certificate-authority": Case(
+            args=["-n", "bookinfo", "--server", sim.url, "--token", BOB_TOKEN, "--certificate-authority", sim.ca_file],
+            kubeconfig=False),
         "--cluster": Case(args=["-n", "bookinfo", "--cluster", "second"]),
         "--context": Case(args=["-n", "bookinfo", "--context", "second"]),
         "tokenFile wins over token": Case(user={"token": sim.token, "tokenFile": token_file}),
@@ -173,7 +177,7 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
 
 
 CASES = ["kubeconfig token", "--token", "--as --as-group --as-uid", "as as-groups as-uid as-user-extra",
-         "--as replaces only the user", "--user", "--cluster", "--context", "tokenFile wins over token",
+         "--as replaces only the user", "--user", "no kubeconfig, --server --token --certificate-authority", "--cluster", "--context", "tokenFile wins over token",
          "missing tokenFile falls back to token", "-s/--server", "--server=", "--certificate-authority",
          "certificate-authority file", "wrong CA", "--insecure-skip-tls-verify",
          "insecure-skip-tls-verify in kubeconfig", "--client-certificate --client-key",
@@ -228,18 +232,18 @@ def test_same_identity_proxy_and_outcome_as_kubectl(world, run_cli, monkeypatch,
     case = build_cases(sim, folder, proxies)[name]
     if case.cluster.get("server", "").startswith("https://" + str(loopback_alias())):
         assert loopback_alias(), "needs a name in /etc/hosts that resolves to 127.0.0.1 besides localhost"
-    kubeconfig = write_case_kubeconfig(sim, str(tmp_path / "kubeconfig"), case)
+    kubeconfig = ["--kubeconfig", write_case_kubeconfig(sim, str(tmp_path / "kubeconfig"), case)] if case.kubeconfig else []
     for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "SSL_CERT_FILE"):
         monkeypatch.delenv(variable, raising=False)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **case.env}
 
     sim.clear_requests()
-    kubectl = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", *case.args], env, str(tmp_path / "cache"))
+    kubectl = run_kubectl([*kubeconfig, "get", "pods", *case.args], env, str(tmp_path / "cache"))
     from_kubectl = identities(sim, proxies)
 
     sim.clear_requests()
-    result = run_cli("skew", "--kubeconfig", kubeconfig, *case.args, "--cache-dir", str(tmp_path / "cache"),
-                     env=case.env, expect=None)
+    result = run_cli("skew", *kubeconfig, *case.args, "--cache-dir", str(tmp_path / "cache"),
+                     env={"HOME": str(tmp_path), **case.env}, expect=None)
     from_plugin = identities(sim, proxies)
 
     assert (result.code == 0) == (kubectl.returncode == 0), (kubectl.stderr, result.stderr)

@@ -147,7 +147,7 @@ class Cluster:
                     raise ClusterUnavailable(f"{self._describe_server()} answered {path} with something that is not JSON; is --server a Kubernetes API server?") from exc
             if status == 401 and not refreshed:
                 refreshed = True
-                if transport.credentials.refresh():
+                if transport.credentials.refresh(dict(headers).get("Authorization")):
                     log.debug("401 from %s: the credential was renewed, retrying once", path)
                     continue
             if status in (429, 500, 502, 503, 504) and retry and attempt < MAX_ATTEMPTS:
@@ -301,15 +301,16 @@ class Cluster:
         refreshed = False
         while True:
             self.request_count += 1
+            headers = transport.headers()
             try:
-                ws = _channels(transport.open_websocket(url, transport.headers()))
+                ws = _channels(transport.open_websocket(url, headers))
                 break
             except WaypointError:
                 raise
             except Exception as exc:  # websocket-client raises its own types for handshake failures
                 if getattr(exc, "status_code", None) == 401 and not refreshed:
                     refreshed = True
-                    if transport.credentials.refresh():
+                    if transport.credentials.refresh(dict(headers).get("Authorization")):
                         continue
                 raise self._exec_handshake_error(exc, namespace, pod, container) from exc
         if stdin is not None:

@@ -113,6 +113,8 @@ class Transport:
         context = self.ssl_context()
         with self._lock:
             if self._pool is None or self._pool_context is not context:
+                if self._pool is not None:  # an exec plugin issued a new client certificate
+                    self._pool.clear()
                 self._pool = _pool_manager(self.connection, context)
                 self._pool_context = context
             return self._pool
@@ -183,8 +185,8 @@ def log_request(method: str, url: str, status: int | None, reason: str, started:
     """kubectl's -v 6 line: `GET https://host/path 200 OK in 3 milliseconds` (no header, no body)."""
     if request_log.isEnabledFor(logging.INFO):
         milliseconds = int((time.monotonic() - started) * 1000)
-        answer = f"{status} {reason}".strip() if status else ""
-        request_log.info("%s %s %s in %d milliseconds", method, url, answer, milliseconds)
+        answer = f" {status} {reason}".rstrip() if status else ""  # no answer: the connection failed
+        request_log.info("%s %s%s in %d milliseconds", method, url, answer, milliseconds)
 
 
 def _read(path: str | None) -> bytes | None:
@@ -289,27 +291,33 @@ def _plain_end(tunnel: ssl.SSLSocket) -> socket.socket:
     proxy's; a thread relays between the tunnel and one end of a socket pair instead.
     """
     ours, relayed = socket.socketpair()
-
-    def relay() -> None:
-        import select
-
-        try:
-            while True:
-                ready = [tunnel] if tunnel.pending() else select.select([tunnel, relayed], [], [])[0]
-                for source in ready:
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    (relayed if source is tunnel else tunnel).sendall(data)
-        except OSError:
-            return
-        finally:
-            relayed.close()
-            tunnel.close()
-
-    tunnel.settimeout(None)
-    threading.Thread(target=relay, daemon=True, name="https-proxy-relay").start()
+    threading.Thread(target=relay, args=(tunnel, relayed), daemon=True, name="https-proxy-relay").start()
     return ours
+
+
+def relay(a: socket.socket, b: socket.socket, idle_seconds: float | None = None) -> None:
+    """Copy bytes both ways until either side closes (or nothing moves for idle_seconds); close both."""
+    import select
+
+    a.settimeout(None)
+    b.settimeout(None)
+    try:
+        while True:
+            # TLS decrypts whole records: bytes already decrypted are invisible to select().
+            pending = [end for end in (a, b) if isinstance(end, ssl.SSLSocket) and end.pending()]
+            ready = pending or select.select([a, b], [], [], idle_seconds)[0]
+            if not ready:
+                return
+            for source in ready:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (b if source is a else a).sendall(data)
+    except OSError:
+        return
+    finally:
+        a.close()
+        b.close()
 
 
 class ProxyRefused(OSError):

@@ -9,12 +9,13 @@ a request came through this proxy. `refuse=True` makes it turn every tunnel down
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
 import ssl
 import struct
 import threading
 from dataclasses import dataclass
+
+from kubectl_waypoint.kube.transport import relay
 
 MAX_TUNNELS = 500  # a test that needs more is looping
 IDLE_SECONDS = 30
@@ -87,27 +88,6 @@ class _Proxy:
     def _handle(self, client: socket.socket) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
-        a.settimeout(None)
-        b.settimeout(None)
-        try:
-            while True:
-                pending = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
-                ready = pending or select.select([a, b], [], [], IDLE_SECONDS)[0]
-                if not ready:
-                    return
-                for source in ready:
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    (b if source is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            a.close()
-            b.close()
-
 
 class ConnectProxy(_Proxy):
     """An HTTP proxy that serves CONNECT only (what clients use for an https:// server).
@@ -155,7 +135,7 @@ class ConnectProxy(_Proxy):
             client.close()
             return
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._pump(client, upstream)
+        relay(client, upstream, IDLE_SECONDS)
 
 
 class Socks5Proxy(_Proxy):
@@ -195,7 +175,7 @@ class Socks5Proxy(_Proxy):
             return
         bound_host, bound_port = upstream.getsockname()[:2]
         client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(bound_host) + struct.pack("!H", bound_port))
-        self._pump(client, upstream)
+        relay(client, upstream, IDLE_SECONDS)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

@@ -140,7 +140,7 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "-n=bookinfo": Case(args=["-n=bookinfo"]),
         "-nbookinfo": Case(args=["-nbookinfo"]),
         "--namespace=bookinfo": Case(args=["--namespace=bookinfo"]),
-        "--request-timeout --cache-dir": Case(args=["-n", "bookinfo", "--request-timeout", "20s"]),
+        "--request-timeout --cache-dir": Case(args=["-n", "bookinfo", "--request-timeout", "90s"]),
         "exec plugin": Case(user=exec_user),
         "exec plugin interactiveMode IfAvailable": Case(user={"exec": {**exec_user["exec"],
                                                                        "interactiveMode": "IfAvailable"}}),
@@ -214,7 +214,8 @@ def write_case_kubeconfig(sim, path: str, case: Case) -> str:
 
 
 def identities(sim, proxies) -> set[tuple]:
-    """What reached the server for the pods list: who, how, impersonating whom, through which proxy."""
+    """What reached the server for the pods list: who, how, impersonating whom, through which proxy,
+    asking for gzip or not, with which server-side timeout."""
     seen = set()
     for record in sim.requests:
         if record.path != PODS:
@@ -222,7 +223,7 @@ def identities(sim, proxies) -> set[tuple]:
         via = next((name for name, proxy in proxies.items() if proxy.carried(record)), None)
         impersonate = json.dumps(record.impersonate, sort_keys=True) if record.impersonate else None
         seen.add((record.status, record.user, record.credential, impersonate, via,
-                  "gzip" in record.accept_encoding))
+                  "gzip" in record.accept_encoding, record.query.get("timeout")))
     return seen
 
 

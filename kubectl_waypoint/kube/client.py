@@ -114,10 +114,14 @@ class Cluster:
 
         transport = self._transport()
         url = self.target.server.rstrip("/") + path
+        timeout = self.target.request_timeout
+        if timeout:  # kubectl tells the server too, so it gives up on its side in time
+            from .config import go_duration
+
+            query = {**(query or {}), "timeout": go_duration(timeout)}
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         payload = json.dumps(body).encode() if body is not None else None
-        timeout = self.target.request_timeout
         refreshed = False
         attempt = 0
         while True:

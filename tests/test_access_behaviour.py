@@ -331,3 +331,13 @@ def test_tracebacks_of_a_bug_appear_from_v_9(monkeypatch, capsys, form, tracebac
     err = capsys.readouterr().err
     assert ("Traceback" in err) is traceback
     assert err.splitlines()[-1].startswith("error: internal error: RuntimeError: planted")
+
+
+def test_a_certificate_for_another_name_points_at_tls_server_name(sim, run_cli, tmp_path):
+    kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
+    error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, "--tls-server-name", "wrong.example",
+                                   expect=3).stderr)
+    assert "certificate is not valid for this host" in error and "--tls-server-name" in error
+    error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, "--insecure-skip-tls-verify",
+                                   "--certificate-authority", sim.ca_file, expect=2).stderr)
+    assert "--insecure-skip-tls-verify and --certificate-authority cannot be used together" in error

@@ -29,6 +29,7 @@ PAGE_SIZE = 500  # kubectl's --chunk-size default
 MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads
 MAX_RETRY_AFTER_S = 10.0
 LIST_RESTARTS = 2  # an expired continue token restarts the list this often at most
+WRONG_HOST = "certificate is not valid for this host"
 
 
 class PermissionDenied(ClusterUnavailable):
@@ -184,10 +185,11 @@ class Cluster:
                 f"did not carry the connection to {host}: check that the proxy is up and lets you through"
                 + ("" if from_kubeconfig else f", or add {urlparse(server).hostname} to NO_PROXY"))
         if "certificate" in lowered or "ssl" in lowered:
-            return ClusterUnavailable(
-                f"the TLS certificate of {server} could not be verified ({_short_tls_reason(text)}); "
-                "check certificate-authority for this cluster in your kubeconfig"
-            )
+            reason = _short_tls_reason(text)
+            hint = ("check the server address, or set tls-server-name (--tls-server-name) to a name the certificate "
+                    "carries" if reason == WRONG_HOST else
+                    "check certificate-authority for this cluster in your kubeconfig")
+            return ClusterUnavailable(f"the TLS certificate of {server} could not be verified ({reason}); {hint}")
         if "timed out" in lowered or "timeout" in lowered:
             limit = self.target.request_timeout
             return ClusterUnavailable(
@@ -471,7 +473,7 @@ def _short_tls_reason(text: str) -> str:
     if "expired" in lowered:
         return "certificate has expired"
     if "hostname" in lowered or "ip address mismatch" in lowered:
-        return "certificate is not valid for this host"
+        return WRONG_HOST
     return "certificate verify failed"
 
 

@@ -159,6 +159,9 @@ def build_connection(cluster: Mapping[str, Any], user: Mapping[str, Any], *, who
     server = str(cluster.get("server") or "").rstrip("/")
     if cluster.get("insecure-skip-tls-verify") and (cluster.get("certificate-authority")
                                                      or cluster.get("certificate-authority-data")):
+        if {"insecure-skip-tls-verify", "certificate-authority"} <= flag_fields:
+            raise BadInput("--insecure-skip-tls-verify and --certificate-authority cannot be used together "
+                           "(kubectl refuses them too): drop one")
         raise ClusterUnavailable(f"the cluster of {who} sets both insecure-skip-tls-verify and a certificate "
                                  "authority, which kubectl refuses too: remove one of them")
     impersonation = _impersonation(user, who, fail)

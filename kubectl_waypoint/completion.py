@@ -81,11 +81,9 @@ def _one_line(text: str | None) -> str:
 def _cluster_flags(ctx: click.Context):
     from .kube.config import ClusterFlags
 
-    params = ctx.params
-    timeout = params.get("request_timeout")
-    return ClusterFlags(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
-                        cluster=params.get("cluster"), user=params.get("user"), namespace=params.get("namespace"),
-                        request_timeout=timeout if timeout not in (None, "", "0") else COMPLETION_TIMEOUT)
+    timeout = ctx.params.get("request_timeout")
+    return ClusterFlags.from_params(ctx.params, request_timeout=timeout if timeout not in (None, "", "0")
+                                    else COMPLETION_TIMEOUT)
 
 
 def _kubeconfig(ctx: click.Context):

@@ -58,14 +58,16 @@ def exec_identity(sim, proxies) -> set[tuple]:
     ([], "socks5"),
     ([], "connect"),
 ])
-def test_exec_carries_impersonation_and_proxy_like_kubectl_exec(sim, run_cli, tmp_path, args, proxy):
-    with ConnectProxy() as connect, Socks5Proxy() as socks5:
-        proxies = {"connect": connect, "socks5": socks5}
+def test_exec_carries_impersonation_and_proxy_like_kubectl_exec(sim, run_cli, monkeypatch, tmp_path, args, proxy):
+    served = tuple(os.path.join(os.path.dirname(sim.ca_file), name) for name in ("server.crt", "server.key"))
+    monkeypatch.setenv("SSL_CERT_FILE", sim.ca_file)  # the https proxy's certificate, for kubectl and us
+    with ConnectProxy() as connect, Socks5Proxy() as socks5, ConnectProxy(certificate=served) as https:
+        proxies = {"connect": connect, "socks5": socks5, "https": https}
         kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
         if proxy:
             edit_kubeconfig(kubeconfig, **{"proxy-url": proxies[proxy].url})
         pod = curl_pod(kubeconfig)
-        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SSL_CERT_FILE": sim.ca_file}
         sim.clear_requests()
         kubectl = run_kubectl(["--kubeconfig", kubeconfig, "exec", "-n", "curl", pod, *args, "--",
                                "curl", "-s", PRODUCTPAGE], env, str(tmp_path / "cache"))
@@ -77,6 +79,21 @@ def test_exec_carries_impersonation_and_proxy_like_kubectl_exec(sim, run_cli, tm
         from_plugin = exec_identity(sim, proxies)
     assert from_plugin == from_kubectl and len(from_plugin) == 1
     assert next(iter(from_plugin))[3] == proxy
+
+
+def test_exec_goes_through_an_https_proxy(sim, run_cli, monkeypatch, tmp_path):
+    """Not compared with kubectl: its WebSocket dialer takes no https:// proxy and falls back to
+    SPDY (measured: a POST .../exec through the proxy), which the simulated server does not speak."""
+    served = tuple(os.path.join(os.path.dirname(sim.ca_file), name) for name in ("server.crt", "server.key"))
+    monkeypatch.setenv("SSL_CERT_FILE", sim.ca_file)  # the proxy's certificate, as Go would read it
+    with ConnectProxy(certificate=served) as https:
+        kubeconfig = edit_kubeconfig(sim.write_kubeconfig(str(tmp_path / "kubeconfig")), **{"proxy-url": https.url})
+        pod = curl_pod(kubeconfig)
+        sim.clear_requests()
+        run_cli("probe", "--kubeconfig", kubeconfig, "-n", "curl", f"pod/{pod}", PRODUCTPAGE, "--count", "3",
+                "--expect-status", "200", "--as", "alice")
+        assert exec_identity(sim, {"https": https}) == {(101, sim.user, json.dumps(
+            {"extra": {}, "groups": [], "uid": None, "user": "alice"}, sort_keys=True), "https")}
 
 
 # -- access reviews judge the impersonated identity --------------------------------------------------
@@ -269,3 +286,58 @@ def test_removed_auth_providers_say_what_to_install_like_kubectl(sim, run_cli, t
     assert kubectl.returncode != 0 and names in kubectl.stderr
     error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, expect=3).stderr)
     assert names in error and "s3cret" not in error
+
+
+def test_no_credential_goes_to_a_plain_http_server_as_with_kubectl(run_cli, tmp_path):
+    with SimCluster("bookinfo", tls=False) as plain:
+        kubeconfig = plain.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        kubectl = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", "-n", "bookinfo"],
+                              {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, str(tmp_path / "cache"))
+        from_kubectl = {(r.status, r.user) for r in plain.requests}
+        plain.clear_requests()
+        result = run_cli("skew", "--kubeconfig", kubeconfig, "-n", "bookinfo", expect=3)
+        assert kubectl.returncode != 0 and "401" in one_line_error(result.stderr)
+        assert {(r.status, r.user) for r in plain.requests} == from_kubectl == {(401, "")}
+
+
+def test_a_401_reads_the_token_file_again_even_when_it_looks_unchanged(sim, tmp_path):
+    """A rotation within one mtime tick, same size, same inode: only the 401 reveals it."""
+    sim.tokens.update({"token-aaaa": "before", "token-bbbb": "after"})
+    token_file = tmp_path / "token"
+    token_file.write_text("token-aaaa")
+    os.utime(token_file, ns=(5, 5))
+    kubeconfig = edit_kubeconfig(sim.write_kubeconfig(str(tmp_path / "kubeconfig")), user={"tokenFile": str(token_file)})
+    cluster = Cluster(resolve_target(ClusterFlags(kubeconfig=kubeconfig)))
+    cluster.list(PODS, "bookinfo")
+    del sim.tokens["token-aaaa"]  # revoked, and rotated on disk behind an identical stat
+    with open(token_file, "r+") as stream:
+        stream.write("token-bbbb")
+    os.utime(token_file, ns=(5, 5))
+    cluster.list(PODS, "bookinfo")
+    assert [(r.status, r.user) for r in sim.requests] == [(200, "before"), (401, ""), (200, "after")]
+
+
+@pytest.mark.parametrize("form, traceback", [(["-v", "9"], True), (["--v=10"], True), (["-v=8"], False), ([], False)])
+def test_tracebacks_of_a_bug_appear_from_v_9(monkeypatch, capsys, form, traceback):
+    """A bug cannot be produced on purpose from outside: one is planted in the skew command."""
+    from kubectl_waypoint import commands
+    from kubectl_waypoint.__main__ import main
+
+    def planted_bug(*_args, **_kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(commands, "run_skew", planted_bug)
+    assert main(["skew", *form]) == 1
+    err = capsys.readouterr().err
+    assert ("Traceback" in err) is traceback
+    assert err.splitlines()[-1].startswith("error: internal error: RuntimeError: planted")
+
+
+def test_a_certificate_for_another_name_points_at_tls_server_name(sim, run_cli, tmp_path):
+    kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
+    error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, "--tls-server-name", "wrong.example",
+                                   expect=3).stderr)
+    assert "certificate is not valid for this host" in error and "--tls-server-name" in error
+    error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, "--insecure-skip-tls-verify",
+                                   "--certificate-authority", sim.ca_file, expect=2).stderr)
+    assert "--insecure-skip-tls-verify and --certificate-authority cannot be used together" in error

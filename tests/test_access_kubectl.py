@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
+from conftest import one_line_error
 from kubectl_waypoint.sim import SimCluster
 from support.kubectl import client_certificate, run_kubectl
 from support.proxies import ConnectProxy, Socks5Proxy
@@ -27,6 +27,14 @@ from support.proxies import ConnectProxy, Socks5Proxy
 BOB_TOKEN = "bob-token-0123456789abcdef"
 FILE_TOKEN = "fiona-token-0123456789abcdef"
 EXEC_TOKEN = "exec-token-0123456789abcdef"
+
+
+def jwt(claims: dict) -> str:
+    encode = lambda data: base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{encode({'alg': 'RS256'})}.{encode(claims)}.c2lnbmF0dXJl"
+
+
+OIDC_TOKEN = jwt({"iss": "https://issuer.invalid", "exp": 4102444800, "sub": "olga"})  # expires in 2100
 PODS = "/api/v1/namespaces/bookinfo/pods"
 
 
@@ -37,6 +45,7 @@ class Case:
     cluster: dict = field(default_factory=dict)  # merged into the cluster entry (None deletes a key)
     users: dict = field(default_factory=dict)  # more named users
     env: dict = field(default_factory=dict)
+    kubeconfig: bool = True  # False: no kubeconfig at all, the flags alone
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +54,11 @@ def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("access")
     sim = SimCluster("bookinfo")
     sim.client_certificates = True
-    sim.tokens.update({BOB_TOKEN: "bob", FILE_TOKEN: "fiona", EXEC_TOKEN: "exec-user"})
-    with sim, ConnectProxy() as connect, Socks5Proxy() as socks5:
-        yield sim, str(folder), {"connect": connect, "socks5": socks5}
+    sim.tokens.update({BOB_TOKEN: "bob", FILE_TOKEN: "fiona", EXEC_TOKEN: "exec-user", OIDC_TOKEN: "olga"})
+    with sim:
+        served = (os.path.join(os.path.dirname(sim.ca_file), name) for name in ("server.crt", "server.key"))
+        with ConnectProxy() as connect, Socks5Proxy() as socks5, ConnectProxy(certificate=tuple(served)) as https:
+            yield sim, str(folder), {"connect": connect, "socks5": socks5, "https": https}
 
 
 def loopback_alias() -> str | None:
@@ -75,6 +86,14 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
                      f"'client.authentication.k8s.io/v1', 'kind': 'ExecCredential', 'status': "
                      f"{{'token': {EXEC_TOKEN!r}}}}}))\n")
     os.chmod(plugin, 0o700)
+    cert_plugin = os.path.join(folder, "cert-plugin")
+    with open(cert_plugin, "w") as stream:
+        status = {"clientCertificateData": open(cert).read(), "clientKeyData": open(key).read()}
+        stream.write(f"#!{sys.executable}\nimport json\nprint(json.dumps({{'apiVersion': "
+                     f"'client.authentication.k8s.io/v1', 'kind': 'ExecCredential', 'status': {status!r}}}))\n")
+    os.chmod(cert_plugin, 0o700)
+    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+                          "interactiveMode": "Never", "provideClusterInfo": True, "env": [{"name": "X", "value": "1"}]}}
     other_ca = base64.b64encode(open(sim.ca_file, "rb").read()[::-1]).decode()  # not the cluster's CA
     carol = {"token": sim.token, "as": "carol", "as-groups": ["auditors", "sre"], "as-uid": "7",
              "as-user-extra": {"reason": ["upgrade check"], "scopes.example.com/team": ["a", "b"]}}
@@ -88,6 +107,9 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "as as-groups as-uid as-user-extra": Case(user=carol),
         "--as replaces only the user": Case(args=["-n", "bookinfo", "--as", "dave"], user=carol),
         "--user": Case(args=["-n", "bookinfo", "--user", "bob"], users={"bob": {"token": BOB_TOKEN}}),
+        "no kubeconfig, --server --token --certificate-authority": Case(
+            args=["-n", "bookinfo", "--server", sim.url, "--token", BOB_TOKEN, "--certificate-authority", sim.ca_file],
+            kubeconfig=False),
         "--cluster": Case(args=["-n", "bookinfo", "--cluster", "second"]),
         "--context": Case(args=["-n", "bookinfo", "--context", "second"]),
         "tokenFile wins over token": Case(user={"token": sim.token, "tokenFile": token_file}),
@@ -102,6 +124,8 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "wrong CA": Case(cluster={"certificate-authority-data": other_ca}),
         "--insecure-skip-tls-verify": Case(args=["-n", "bookinfo", "--insecure-skip-tls-verify"],
                                            cluster={"certificate-authority-data": other_ca}),
+        "--insecure-skip-tls-verify with --certificate-authority": Case(args=[
+            "-n", "bookinfo", "--insecure-skip-tls-verify", "--certificate-authority", sim.ca_file]),
         "insecure-skip-tls-verify in kubeconfig": Case(cluster={"certificate-authority-data": None,
                                                                 "insecure-skip-tls-verify": True}),
         "--client-certificate --client-key": Case(args=["-n", "bookinfo", "--client-certificate", cert,
@@ -119,10 +143,20 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "-n=bookinfo": Case(args=["-n=bookinfo"]),
         "-nbookinfo": Case(args=["-nbookinfo"]),
         "--namespace=bookinfo": Case(args=["--namespace=bookinfo"]),
-        "--request-timeout --cache-dir": Case(args=["-n", "bookinfo", "--request-timeout", "20s"]),
-        "exec plugin": Case(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
-                                           "interactiveMode": "Never", "provideClusterInfo": True,
-                                           "env": [{"name": "X", "value": "1"}]}}),
+        "--request-timeout --cache-dir": Case(args=["-n", "bookinfo", "--request-timeout", "90s"]),
+        "exec plugin": Case(user=exec_user),
+        "exec plugin interactiveMode IfAvailable": Case(user={"exec": {**exec_user["exec"],
+                                                                       "interactiveMode": "IfAvailable"}}),
+        "exec plugin interactiveMode Always without a terminal": Case(user={"exec": {**exec_user["exec"],
+                                                                                     "interactiveMode": "Always"}}),
+        "exec plugin issuing a client certificate": Case(user={"exec": {**exec_user["exec"], "command": cert_plugin}}),
+        "token wins over an exec plugin": Case(user={"token": BOB_TOKEN, **exec_user}),
+        "--token with --client-certificate": Case(args=["-n", "bookinfo", "--token", BOB_TOKEN,
+                                                        "--client-certificate", cert, "--client-key", key]),
+        "as-groups without as": Case(user={"token": sim.token, "as-groups": ["devs"]}),
+        "--user that does not exist": Case(args=["-n", "bookinfo", "--user", "nobody"]),
+        "auth-provider oidc with a valid id-token": Case(user={"auth-provider": {"name": "oidc", "config": {
+            "idp-issuer-url": "https://issuer.invalid", "client-id": "waypoint", "id-token": OIDC_TOKEN}}}),
         "HTTPS_PROXY skips 127.0.0.1": Case(env={"HTTPS_PROXY": proxies["connect"].url}),
         "HTTPS_PROXY skips localhost": Case(cluster={"server": f"https://localhost:{sim.port}"},
                                             env={"HTTPS_PROXY": proxies["connect"].url}),
@@ -137,23 +171,30 @@ def build_cases(sim, folder, proxies) -> dict[str, Case]:
         "NO_PROXY *": Case(cluster=by_alias, env={"HTTPS_PROXY": proxies["connect"].url, "NO_PROXY": "*"}),
         "proxy-url http": Case(cluster={"proxy-url": proxies["connect"].url}),
         "proxy-url socks5": Case(cluster={"proxy-url": proxies["socks5"].url}),
+        "proxy-url https": Case(cluster={"proxy-url": proxies["https"].url}, env={"SSL_CERT_FILE": sim.ca_file}),
+        "HTTPS_PROXY https://": Case(cluster=by_alias, env={"HTTPS_PROXY": proxies["https"].url,
+                                                            "SSL_CERT_FILE": sim.ca_file}),
         "proxy-url wins over HTTPS_PROXY": Case(cluster={"proxy-url": proxies["socks5"].url},
                                                 env={"HTTPS_PROXY": proxies["connect"].url}),
     }
 
 
 CASES = ["kubeconfig token", "--token", "--as --as-group --as-uid", "as as-groups as-uid as-user-extra",
-         "--as replaces only the user", "--user", "--cluster", "--context", "tokenFile wins over token",
+         "--as replaces only the user", "--user", "no kubeconfig, --server --token --certificate-authority", "--cluster", "--context", "tokenFile wins over token",
          "missing tokenFile falls back to token", "-s/--server", "--server=", "--certificate-authority",
          "certificate-authority file", "wrong CA", "--insecure-skip-tls-verify",
+         "--insecure-skip-tls-verify with --certificate-authority",
          "insecure-skip-tls-verify in kubeconfig", "--client-certificate --client-key",
          "client-certificate-data in kubeconfig", "--tls-server-name", "wrong --tls-server-name",
          "tls-server-name in kubeconfig", "--server drops the kubeconfig tls-server-name", "--disable-compression",
          "disable-compression in kubeconfig", "-n=bookinfo", "-nbookinfo", "--namespace=bookinfo",
-         "--request-timeout --cache-dir", "exec plugin", "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
+         "--request-timeout --cache-dir", "exec plugin", "auth-provider oidc with a valid id-token",
+         "exec plugin interactiveMode IfAvailable", "exec plugin interactiveMode Always without a terminal",
+         "exec plugin issuing a client certificate", "token wins over an exec plugin", "--token with --client-certificate",
+         "as-groups without as", "--user that does not exist", "HTTPS_PROXY skips 127.0.0.1", "HTTPS_PROXY skips localhost",
          "HTTPS_PROXY for a name resolving to loopback", "https_proxy lower case", "NO_PROXY name",
          "NO_PROXY with port", "NO_PROXY other port", "NO_PROXY *", "proxy-url http", "proxy-url socks5",
-         "proxy-url wins over HTTPS_PROXY"]
+         "proxy-url https", "HTTPS_PROXY https://", "proxy-url wins over HTTPS_PROXY"]
 
 
 def write_case_kubeconfig(sim, path: str, case: Case) -> str:
@@ -177,7 +218,8 @@ def write_case_kubeconfig(sim, path: str, case: Case) -> str:
 
 
 def identities(sim, proxies) -> set[tuple]:
-    """What reached the server for the pods list: who, how, impersonating whom, through which proxy."""
+    """What reached the server for the pods list: who, how, impersonating whom, through which proxy,
+    asking for gzip or not, with which server-side timeout."""
     seen = set()
     for record in sim.requests:
         if record.path != PODS:
@@ -185,7 +227,7 @@ def identities(sim, proxies) -> set[tuple]:
         via = next((name for name, proxy in proxies.items() if proxy.carried(record)), None)
         impersonate = json.dumps(record.impersonate, sort_keys=True) if record.impersonate else None
         seen.add((record.status, record.user, record.credential, impersonate, via,
-                  "gzip" in record.accept_encoding))
+                  "gzip" in record.accept_encoding, record.query.get("timeout")))
     return seen
 
 
@@ -193,28 +235,28 @@ def identities(sim, proxies) -> set[tuple]:
 def test_same_identity_proxy_and_outcome_as_kubectl(world, run_cli, monkeypatch, tmp_path, name):
     sim, folder, proxies = world
     case = build_cases(sim, folder, proxies)[name]
-    if "loopback" in name or "NO_PROXY" in name or "lower case" in name:
+    if case.cluster.get("server", "").startswith("https://" + str(loopback_alias())):
         assert loopback_alias(), "needs a name in /etc/hosts that resolves to 127.0.0.1 besides localhost"
-    kubeconfig = write_case_kubeconfig(sim, str(tmp_path / "kubeconfig"), case)
-    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+    kubeconfig = ["--kubeconfig", write_case_kubeconfig(sim, str(tmp_path / "kubeconfig"), case)] if case.kubeconfig else []
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "SSL_CERT_FILE"):
         monkeypatch.delenv(variable, raising=False)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **case.env}
 
     sim.clear_requests()
-    kubectl = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", *case.args], env, str(tmp_path / "cache"))
+    kubectl = run_kubectl([*kubeconfig, "get", "pods", *case.args], env, str(tmp_path / "cache"))
     from_kubectl = identities(sim, proxies)
 
     sim.clear_requests()
-    result = run_cli("skew", "--kubeconfig", kubeconfig, *case.args, "--cache-dir", str(tmp_path / "cache"),
-                     env=case.env, expect=None)
+    result = run_cli("skew", *kubeconfig, *case.args, "--cache-dir", str(tmp_path / "cache"),
+                     env={"HOME": str(tmp_path), **case.env}, expect=None)
     from_plugin = identities(sim, proxies)
 
     assert (result.code == 0) == (kubectl.returncode == 0), (kubectl.stderr, result.stderr)
     assert from_plugin == from_kubectl, (kubectl.stderr[-500:], result.stderr)
     if kubectl.returncode == 0:
         assert from_plugin, "the pods list reached the server"
-    else:
-        assert result.code == 3 and result.stderr.startswith("error: ")
+    else:  # refused on the command line (2) or by the cluster or kubeconfig (3), in one sentence
+        assert result.code in (2, 3) and one_line_error(result.stderr)
 
 
 def test_the_cases_cover_every_kubectl_access_flag():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kubectl_waypoint.errors import BadInput, ClusterUnavailable, ExitCode
-from kubectl_waypoint.kube.config import ClusterFlags, parse_duration, resolve_target
+from kubectl_waypoint.kube.config import ClusterFlags, go_duration, parse_duration, resolve_target
 from kubectl_waypoint.kube.credentials import CredentialSource
 
 SECRET = "s3cr3t-t0ken-do-not-print"
@@ -426,6 +426,13 @@ def test_parse_duration_rejects_everything_else(text):
         parse_duration(text, flag="--wait")
     assert caught.value.message == f'invalid value "{text}" for --wait: use a duration such as 30s or 1m'
     assert caught.value.exit_code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("flag, query", [("20s", "20s"), ("90s", "1m30s"), ("1.5s", "1.5s"), ("2", "2s"), ("1h", "1h0m0s"),
+                                         ("250ms", "250ms"), ("1h0m0.5s", "1h0m0.5s"), ("1.5ms", "1.5ms")])
+def test_request_timeout_is_told_to_the_server_in_gos_words(flag, query):
+    """The first five were measured: kubectl --request-timeout FLAG sends ?timeout=QUERY."""
+    assert go_duration(parse_duration(flag)) == query
 
 
 # -- exec credential plugins -----------------------------------------------------------------

@@ -193,6 +193,20 @@ def test_credential_plugins_get_the_users_library_path(built, bookinfo, tmp_path
     assert seen.read_text() == (users_library_path or "unset")
 
 
+def test_the_single_file_reaches_the_cluster_through_a_socks5_proxy(built, bookinfo, tmp_path):
+    """PySocks is imported only for a socks5:// proxy-url: the bundle must carry it all the same."""
+    from support.proxies import Socks5Proxy
+
+    with Socks5Proxy() as proxy:
+        config = yaml.safe_load(open(bookinfo.kubeconfig))
+        config["clusters"][0]["cluster"]["proxy-url"] = proxy.url
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        result = run([built[0], "skew", "--kubeconfig", str(kubeconfig), "-n", "bookinfo"])
+        assert result.returncode == 0, result.stderr
+        assert proxy.tunnels
+
+
 def test_completion_through_kubectl_reaches_the_single_file(plugin_bin, bookinfo):
     def kubectl_complete(*words):
         result = run([kubectl_binary(), "__complete", "waypoint", *words], path=plugin_bin, check=True)

@@ -30,6 +30,7 @@ PAGE_SIZE = 500  # kubectl's --chunk-size default
 MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads
 MAX_RETRY_AFTER_S = 10.0
 LIST_RESTARTS = 2  # an expired continue token restarts the list this often at most
+WRONG_HOST = "certificate is not valid for this host"
 
 
 class PermissionDenied(ClusterUnavailable):
@@ -115,10 +116,14 @@ class Cluster:
 
         transport = self._transport()
         url = self.target.server.rstrip("/") + path
+        timeout = self.target.request_timeout
+        if timeout:  # kubectl tells the server too, so it gives up on its side in time
+            from .config import go_duration
+
+            query = {**(query or {}), "timeout": go_duration(timeout)}
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         payload = json.dumps(body).encode() if body is not None else None
-        timeout = self.target.request_timeout
         refreshed = False
         attempt = 0
         while True:
@@ -148,7 +153,7 @@ class Cluster:
                     raise ClusterUnavailable(f"{self._describe_server()} answered {path} with something that is not JSON; is --server a Kubernetes API server?") from exc
             if status == 401 and not refreshed:
                 refreshed = True
-                if transport.credentials.refresh():
+                if transport.credentials.refresh(dict(headers).get("Authorization")):
                     log.debug("401 from %s: the credential was renewed, retrying once", path)
                     continue
             if status in (429, 500, 502, 503, 504) and retry and attempt < MAX_ATTEMPTS:
@@ -181,10 +186,11 @@ class Cluster:
                 f"did not carry the connection to {host}: check that the proxy is up and lets you through"
                 + ("" if from_kubeconfig else f", or add {urlparse(server).hostname} to NO_PROXY"))
         if "certificate" in lowered or "ssl" in lowered:
-            return ClusterUnavailable(
-                f"the TLS certificate of {server} could not be verified ({_short_tls_reason(text)}); "
-                "check certificate-authority for this cluster in your kubeconfig"
-            )
+            reason = _short_tls_reason(text)
+            hint = ("check the server address, or set tls-server-name (--tls-server-name) to a name the certificate "
+                    "carries" if reason == WRONG_HOST else
+                    "check certificate-authority for this cluster in your kubeconfig")
+            return ClusterUnavailable(f"the TLS certificate of {server} could not be verified ({reason}); {hint}")
         if "timed out" in lowered or "timeout" in lowered:
             limit = self.target.request_timeout
             return ClusterUnavailable(
@@ -206,10 +212,9 @@ class Cluster:
                       namespace: str | None, verb: str) -> WaypointError:
         message = _status_message(data)
         if status == 401:
-            context = self.target.context or "in-cluster"
             return ClusterUnavailable(
                 f"authentication to {self._describe_server()} failed (401 Unauthorized): the credentials of "
-                f'context "{context}" are invalid or expired; log in again'
+                f"{self.target.connection.who} are invalid or expired; log in again"
             )
         if status == 410 and verb == "list":
             return ContinueExpired(message or "continue token expired")
@@ -303,15 +308,16 @@ class Cluster:
         refreshed = False
         while True:
             self.request_count += 1
+            headers = transport.headers()
             try:
-                ws = _channels(transport.open_websocket(url, transport.headers()))
+                ws = _channels(transport.open_websocket(url, headers))
                 break
             except WaypointError:
                 raise
             except Exception as exc:  # websocket-client raises its own types for handshake failures
                 if getattr(exc, "status_code", None) == 401 and not refreshed:
                     refreshed = True
-                    if transport.credentials.refresh():
+                    if transport.credentials.refresh(dict(headers).get("Authorization")):
                         continue
                 raise self._exec_handshake_error(exc, namespace, pod, container) from exc
         if stdin is not None:
@@ -474,7 +480,7 @@ def _short_tls_reason(text: str) -> str:
     if "expired" in lowered:
         return "certificate has expired"
     if "hostname" in lowered or "ip address mismatch" in lowered:
-        return "certificate is not valid for this host"
+        return WRONG_HOST
     return "certificate verify failed"
 
 

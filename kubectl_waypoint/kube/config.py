@@ -110,6 +110,29 @@ def parse_duration(text: str, flag: str = "--request-timeout") -> float | None:
     return seconds or None
 
 
+def go_duration(seconds: float) -> str:
+    """Go's Duration.String(): `20s`, `1m30s`, `1h0m0s`, `1.5s`, `500ms` (kubectl's `timeout=` query)."""
+    nanoseconds = round(seconds * 1e9)
+    if nanoseconds < 1_000:
+        return f"{nanoseconds}ns" if nanoseconds else "0s"
+    if nanoseconds < 1_000_000:
+        return _decimal(nanoseconds, 1_000) + "µs"
+    if nanoseconds < 1_000_000_000:
+        return _decimal(nanoseconds, 1_000_000) + "ms"
+    hours, rest = divmod(nanoseconds, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    text = _decimal(rest, 10**9) + "s"
+    if hours or minutes:
+        text = f"{minutes}m" + text
+    return f"{hours}h" + text if hours else text
+
+
+def _decimal(value: int, unit: int) -> str:
+    whole, fraction = divmod(value, unit)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{fraction:0{digits}d}".rstrip("0") if fraction else str(whole)
+
+
 # -- loading and merging kubeconfig files ----------------------------------------------------
 
 @dataclass(frozen=True)

@@ -159,6 +159,9 @@ def build_connection(cluster: Mapping[str, Any], user: Mapping[str, Any], *, who
     server = str(cluster.get("server") or "").rstrip("/")
     if cluster.get("insecure-skip-tls-verify") and (cluster.get("certificate-authority")
                                                      or cluster.get("certificate-authority-data")):
+        if {"insecure-skip-tls-verify", "certificate-authority"} <= flag_fields:
+            raise BadInput("--insecure-skip-tls-verify and --certificate-authority cannot be used together "
+                           "(kubectl refuses them too): drop one")
         raise ClusterUnavailable(f"the cluster of {who} sets both insecure-skip-tls-verify and a certificate "
                                  "authority, which kubectl refuses too: remove one of them")
     impersonation = _impersonation(user, who, fail)
@@ -192,8 +195,11 @@ def build_connection(cluster: Mapping[str, Any], user: Mapping[str, Any], *, who
         key_file=user.get("client-key") or None, key_data=_data(user, "client-key-data", who),
         server_name=cluster.get("tls-server-name") or None)
     proxy_url = cluster.get("proxy-url")
-    proxy = (normalise_proxy_url(str(proxy_url), f"proxy-url of {who}") if proxy_url
-             else environment_proxy(server, environ))
+    try:
+        proxy = (normalise_proxy_url(str(proxy_url), f"proxy-url of {who}") if proxy_url
+                 else environment_proxy(server, environ))
+    except BadInput as error:  # a kubeconfig problem is the cluster's, not the command line's
+        raise (ClusterUnavailable(error.message) if proxy_url else error) from None
     return Connection(server=server, who=who, tls=tls, credentials=credentials, impersonation=impersonation,
                       proxy=proxy, disable_compression=bool(cluster.get("disable-compression")),
                       cluster_entry=dict(cluster))
@@ -238,10 +244,29 @@ def _auth_provider_token(user: Mapping[str, Any], who: str) -> str | None:
         raise ClusterUnavailable(f'the "{name}" auth-provider of {who} was removed from kubectl: '
                                  + REMOVED_AUTH_PROVIDERS[name])
     if name == "oidc":
-        token = (provider.get("config") or {}).get("id-token")
-        if not token:
-            raise ClusterUnavailable(f"the oidc auth-provider of {who} has no id-token yet: log in with kubectl once, "
-                                     "or switch to the kubelogin credential plugin (kubectl oidc-login)")
-        return str(token)
+        config = provider.get("config") or {}
+        for key in ("idp-issuer-url", "client-id"):
+            if not config.get(key):
+                raise ClusterUnavailable(f"the oidc auth-provider of {who} has no {key}: fix the kubeconfig")
+        token = str(config.get("id-token") or "")
+        if _jwt_expired(token):  # kubectl would refresh it at the issuer and write it back
+            raise ClusterUnavailable(f"the oidc id-token of {who} is missing or expired: run any kubectl command "
+                                     "once to refresh it, or switch to the kubelogin credential plugin")
+        return token
     raise ClusterUnavailable(f'the auth-provider "{name}" of {who} is not one kubectl knows: '
                              "use an exec credential plugin instead")
+
+
+def _jwt_expired(token: str) -> bool:
+    """client-go's idTokenExpired: no token, a token that is not a JWT, or one past its `exp`."""
+    import json
+    import time
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return True
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"]) <= time.time()
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return True

@@ -66,12 +66,12 @@ class CredentialSource:
                                      str(status["clientKeyData"]).encode())
         return None
 
-    def refresh(self) -> bool:
-        """After a 401: fetch the credential again; True when it changed (worth one retry)."""
+    def refresh(self, rejected: str | None) -> bool:
+        """After a 401 for the Authorization `rejected`: fetch the credential again (re-run the exec
+        plugin, re-read the token file); True when it changed, so one retry is worth it."""
         with self._lock:
-            before = (self._authorization(force=False), self._exec_status)
-            after = (self._authorization(force=True), self._exec_status)
-        return after != before
+            issued = self._exec_status
+            return self._authorization(force=True) != rejected or self._exec_status != issued
 
     # -- the sources ------------------------------------------------------------------------
 

@@ -59,7 +59,8 @@ class Transport:
     def headers(self) -> list[tuple[str, str]]:
         """Identity headers for one request: credential, impersonation, compression, user agent."""
         headers = [("User-Agent", self.user_agent)]
-        authorization = self.credentials.authorization()
+        # kubectl sends no credential to a plain http:// server (measured): neither do we.
+        authorization = self.credentials.authorization() if self.connection.server.startswith("https:") else None
         if authorization:
             headers.append(("Authorization", authorization))
         for name, values in self.connection.impersonation.headers().items():
@@ -112,6 +113,8 @@ class Transport:
         context = self.ssl_context()
         with self._lock:
             if self._pool is None or self._pool_context is not context:
+                if self._pool is not None:  # an exec plugin issued a new client certificate
+                    self._pool.clear()
                 self._pool = _pool_manager(self.connection, context)
                 self._pool_context = context
             return self._pool
@@ -182,8 +185,8 @@ def log_request(method: str, url: str, status: int | None, reason: str, started:
     """kubectl's -v 6 line: `GET https://host/path 200 OK in 3 milliseconds` (no header, no body)."""
     if request_log.isEnabledFor(logging.INFO):
         milliseconds = int((time.monotonic() - started) * 1000)
-        answer = f"{status} {reason}".strip() if status else ""
-        request_log.info("%s %s %s in %d milliseconds", method, url, answer, milliseconds)
+        answer = f" {status} {reason}".rstrip() if status else ""  # no answer: the connection failed
+        request_log.info("%s %s%s in %d milliseconds", method, url, answer, milliseconds)
 
 
 def _read(path: str | None) -> bytes | None:
@@ -259,7 +262,7 @@ def _connect_tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.
     parts = urlsplit(proxy)
     secure = parts.scheme == "https"
     sock = socket.create_connection((parts.hostname, parts.port or (443 if secure else 80)), timeout=timeout)
-    if secure:
+    if secure:  # Go checks an https proxy's certificate against the system's CAs (SSL_CERT_FILE too)
         sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
@@ -278,7 +281,43 @@ def _connect_tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.
     if len(fields) < 2 or fields[1] != "200":
         sock.close()
         raise ProxyRefused(redact_proxy_url(proxy), status_line.strip() or "no answer")
-    return sock
+    return _plain_end(sock) if secure else sock
+
+
+def _plain_end(tunnel: ssl.SSLSocket) -> socket.socket:
+    """A plain socket whose bytes travel through `tunnel`, a TLS connection to an https proxy.
+
+    Python cannot wrap TLS inside an SSLSocket, and the API server's TLS must run inside the
+    proxy's; a thread relays between the tunnel and one end of a socket pair instead.
+    """
+    ours, relayed = socket.socketpair()
+    threading.Thread(target=relay, args=(tunnel, relayed), daemon=True, name="https-proxy-relay").start()
+    return ours
+
+
+def relay(a: socket.socket, b: socket.socket, idle_seconds: float | None = None) -> None:
+    """Copy bytes both ways until either side closes (or nothing moves for idle_seconds); close both."""
+    import select
+
+    a.settimeout(None)
+    b.settimeout(None)
+    try:
+        while True:
+            # TLS decrypts whole records: bytes already decrypted are invisible to select().
+            pending = [end for end in (a, b) if isinstance(end, ssl.SSLSocket) and end.pending()]
+            ready = pending or select.select([a, b], [], [], idle_seconds)[0]
+            if not ready:
+                return
+            for source in ready:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (b if source is a else a).sendall(data)
+    except OSError:
+        return
+    finally:
+        a.close()
+        b.close()
 
 
 class ProxyRefused(OSError):

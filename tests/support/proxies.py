@@ -9,11 +9,13 @@ a request came through this proxy. `refuse=True` makes it turn every tunnel down
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
+
+from kubectl_waypoint.kube.transport import relay
 
 MAX_TUNNELS = 500  # a test that needs more is looping
 IDLE_SECONDS = 30
@@ -86,36 +88,32 @@ class _Proxy:
     def _handle(self, client: socket.socket) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
-        a.settimeout(None)
-        b.settimeout(None)
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], IDLE_SECONDS)
-                if not ready:
-                    return
-                for source in ready:
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    (b if source is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            a.close()
-            b.close()
-
 
 class ConnectProxy(_Proxy):
-    """An HTTP proxy that serves CONNECT only (what clients use for an https:// server)."""
+    """An HTTP proxy that serves CONNECT only (what clients use for an https:// server).
+
+    With `certificate=(cert, key)` it is an https:// proxy: clients speak TLS to it first.
+    """
+
+    def __init__(self, refuse: bool = False, certificate: tuple[str, str] | None = None):
+        super().__init__(refuse)
+        self._tls = None
+        if certificate:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(*certificate)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     def _handle(self, client: socket.socket) -> None:
         client.settimeout(5)
+        if self._tls is not None:
+            try:
+                client = self._tls.wrap_socket(client, server_side=True)
+            except (OSError, ssl.SSLError):
+                client.close()
+                return
         head = b""
         try:
             while b"\r\n\r\n" not in head and len(head) < 16384:
@@ -137,7 +135,7 @@ class ConnectProxy(_Proxy):
             client.close()
             return
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._pump(client, upstream)
+        relay(client, upstream, IDLE_SECONDS)
 
 
 class Socks5Proxy(_Proxy):
@@ -177,7 +175,7 @@ class Socks5Proxy(_Proxy):
             return
         bound_host, bound_port = upstream.getsockname()[:2]
         client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(bound_host) + struct.pack("!H", bound_port))
-        self._pump(client, upstream)
+        relay(client, upstream, IDLE_SECONDS)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

@@ -261,10 +261,12 @@ def skew(flags, all_namespaces: bool, output: str, target_version: str | None) -
               help="Timeout of each probe request.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Routing and authorization probes run at once (each is one exec session).")
+@click.option("--max-requests", type=click.IntRange(100, 100000), default=900, show_default=True, metavar="N",
+              help="Most requests one route's sequential split test may send before it is undecided.")
 @common_options
 @with_cluster_flags
 def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_config, proxy_status_file,
-           alpha: float, timeout: str, parallel: int) -> int:
+           alpha: float, timeout: str, parallel: int, max_requests: int) -> int:
     """Run the post-upgrade checks for one namespace: control plane, waypoints, sync, skew, L7.
 
     Each check ends pass, warn, fail, skip or inconclusive, with the evidence and a hint. Exit 0
@@ -277,7 +279,7 @@ def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_
 
     options = build_verify_options(client=client, probe_config=probe_config, proxy_status_file=proxy_status_file,
                                    alpha=alpha, timeout_s=parse_duration(timeout, "--timeout") or 5.0,
-                                   parallel=parallel)
+                                   parallel=parallel, max_requests=max_requests)
     return run_verify(flags, options=options, only=split_names(only), skip=split_names(skip),
                       wait_s=parse_duration(wait, "--wait") or 0.0, output=output, junit_file=junit_file,
                       no_colour=_settings().get("no_color", False))

@@ -232,7 +232,7 @@ def render_verify_output(run, catalogue, namespace: str, output: str, no_colour:
 
 
 def build_verify_options(*, client, probe_config, proxy_status_file, alpha: float, timeout_s: float,
-                         parallel: int = 4):
+                         parallel: int = 4, max_requests: int = 900):
     """Read and validate the files verify was given before anything touches the cluster."""
     from .checks.facts import VerifyOptions
     from .checks.probe_config import ProbeConfig, load_probe_config
@@ -249,7 +249,7 @@ def build_verify_options(*, client, probe_config, proxy_status_file, alpha: floa
         from .sync import parse_proxy_status
 
         parse_proxy_status(text, proxy_status_file)  # fail fast on a file that is not proxy-status output
-    return VerifyOptions(client=client, alpha=alpha, timeout_s=timeout_s, parallel=parallel,
+    return VerifyOptions(client=client, alpha=alpha, timeout_s=timeout_s, parallel=parallel, max_requests=max_requests,
                          probe_config=load_probe_config(probe_config) if probe_config else ProbeConfig(),
                          proxy_status_file=proxy_status_file, proxy_status_text=text)
 

@@ -137,7 +137,8 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
     headers = plan.headers + (configured.headers if configured else ())
     measurement: list[str] = []
     outcome = _probe(facts, clients, url, expectation, count, plan.method, headers, alpha=alpha,
-                     telemetry_for=lambda client: _route_telemetry(facts, plan, client, measurement))
+                     telemetry_for=lambda client: _route_telemetry(facts, plan, client, measurement),
+                     max_requests=facts.options.max_requests)
     verdict = outcome.verdict
     evidence = _evidence(outcome.client, url, verdict, plan.method, headers) + (
         f"alpha: {alpha:.3g} (family-wise {facts.options.alpha:g} over {family} route "
@@ -151,17 +152,18 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
                        f"none of the responses named a backend ({', '.join(plan.weights)}), so the split could not "
                        "be measured; describe the probe (url, match) in --probe-config", evidence)
     again = reproduce_command(outcome.client, url, plan.weights, plan.method, headers,
-                              configured and configured.match, alpha)
+                              configured and configured.match, alpha, count or facts.options.max_requests, count)
     return Outcome(verdict.result, plan.subject, " ".join(verdict.reasons), evidence,
                    hint=None if verdict.result == "pass" else f"reproduce it: {again}")
 
 
 def reproduce_command(client, url: str, weights: dict[str, float | None], method: str, headers, match: str | None,
-                      alpha: float) -> str:
+                      alpha: float, max_requests: int, count: int | None = None) -> str:
     """The `kubectl waypoint probe` command that sends this rule's requests and judges them the same way."""
     split = ",".join(f"{name}={1 if weight is None else weight:g}" for name, weight in weights.items())
     argv = ["kubectl", "waypoint", "probe", "-n", client.namespace, f"pod/{client.pod}", "-c", client.container,
             url, "--expect-split", split, "--alpha", f"{alpha:g}"]
+    argv += ["--count", str(count)] if count else ["--max-requests", str(max_requests)]
     argv += ["--method", method] if method != "GET" else []
     argv += [arg for header in headers for arg in ("-H", header)]
     argv += ["--match", match] if match else []
@@ -328,19 +330,21 @@ def _route_telemetry(facts, plan: RoutePlan, client, notes: list[str]):
 
 
 def _probe(facts, clients: list, url, expectation, count, method, headers, *, alpha: float,
-           min_availability: float | None = None, telemetry_for=None):
+           min_availability: float | None = None, telemetry_for=None, max_requests: int | None = None):
     """Run the probe from the first client that can run it; one that cannot start passes to the next."""
     from ..errors import Inconclusive
     from ..probe.engine import run_probe
 
-    availability = {} if min_availability is None else {"min_availability": min_availability}
+    limits = {} if min_availability is None else {"min_availability": min_availability}
+    if max_requests is not None:
+        limits["max_requests"] = max_requests
     problems = []
     for client in clients:
         telemetry = telemetry_for(client) if telemetry_for else None
         try:
             return run_probe(facts.cluster, client, url, expectation, count=count, method=method,
                              headers=tuple(headers), timeout_s=facts.options.timeout_s, alpha=alpha,
-                             telemetry=telemetry, **availability)
+                             telemetry=telemetry, **limits)
         except Inconclusive as exc:
             problems.append(f"{client.namespace}/{client.pod}: {exc.message}")
     raise Inconclusive("no client pod could run the probe (" + "; ".join(problems) + ")")

@@ -50,7 +50,7 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
     from .checks.runner import run_until, worst
     from .kube.config import ClusterFlags
     from .render.sentences import skew_sentence, verify_sentence
-    from .report import report_origin, skew_report, verify_report
+    from .report import probe_report, report_origin, skew_report, verify_report
     from .sim import SimCluster
 
     scenario = _scenario(scenario_name)
@@ -61,25 +61,64 @@ def run_demo(scenario_name: str, *, output: str, no_colour: bool) -> int:
         skew = skew_result(cluster, None)
         verify = run_until(catalogue, list(catalogue.checks),
                            lambda: VerifyFacts(cluster, DEMO_NAMESPACE, VerifyOptions()), JUDGES, 0)
+        probe = _probe_other_application(cluster, scenario)
         origin = report_origin(cluster.target)
-    result = worst([skew.result, verify.result])
+    result = worst([skew.result, verify.result] + ([probe.verdict.result] if probe else []))
     if output == "table":
         click.echo(f"Simulated cluster: {scenario.name} - {scenario.description}\n")
         click.echo("$ kubectl waypoint skew")
         click.echo(render_skew_output(skew, output, no_colour))
         click.echo(f"$ kubectl waypoint verify -n {DEMO_NAMESPACE}")
         click.echo(render_verify_output(verify, catalogue, DEMO_NAMESPACE, output, no_colour), nl=False)
+        if probe:
+            from .render.probe import render_probe
+            from .render.text import style_for
+
+            click.echo(f"\n$ {' '.join(OTHER_APPLICATION_PROBE)}")
+            click.echo(render_probe(probe, style_for(sys.stdout, no_colour)), nl=False)
     else:
         from .render.structured import dump
 
         document = {"apiVersion": "kubectl-waypoint/v1", "kind": "DemoReport", "scenario": scenario.name,
                     "result": result, **origin,
-                    "reports": [skew_report(skew, origin), verify_report(verify, DEMO_NAMESPACE, origin)]}
+                    "reports": [skew_report(skew, origin), verify_report(verify, DEMO_NAMESPACE, origin)]
+                    + ([probe_report(probe, origin)] if probe else [])}
         click.echo(dump(document, output), nl=False)
     code = RESULT_EXIT_CODES[result]
     sentence = verify_sentence(verify, DEMO_NAMESPACE) if RESULT_EXIT_CODES[verify.result] == code \
         else skew_sentence(skew)
     return conclude(code, f"the simulated cluster {scenario.name}: {sentence}")
+
+
+# An application that names no backend in its answers: only the waypoint's telemetry can say who served.
+OTHER_APPLICATION = ("httpbin", "httpbin")  # namespace, HTTPRoute
+OTHER_APPLICATION_PROBE = ("kubectl", "waypoint", "probe", "-n", "curl", "deploy/curl", "http://httpbin.httpbin:8000/get",
+                           "--route", "httpbin/httpbin")
+
+
+def _probe_other_application(cluster, scenario):
+    """The split of the non-Bookinfo application, measured by its waypoint's telemetry; None when the
+    scenario has no such application (or it cannot be probed: the verify above says why)."""
+    from .errors import WaypointError
+    from .probe.engine import fetch_route_weights, resolve_client, run_probe
+    from .probe.expectations import Expectation
+    from .probe.sequential import DEFAULT_SPLIT_MIN_AVAILABILITY
+    from .probe.telemetry import TelemetryUnavailable, for_route
+
+    namespace, route = OTHER_APPLICATION
+    if not scenario.find("HTTPRoute", namespace, route):
+        return None
+    try:
+        expectation = Expectation.split(fetch_route_weights(cluster, namespace, route))
+        client = resolve_client(cluster, "curl", "deploy/curl")
+        try:
+            telemetry = for_route(cluster, namespace, route, client.workload, client.namespace, expectation.shares)
+        except TelemetryUnavailable:
+            telemetry = None  # the probe then reads the bodies, and its report says so
+        return run_probe(cluster, client, OTHER_APPLICATION_PROBE[6], expectation, telemetry=telemetry,
+                         min_availability=DEFAULT_SPLIT_MIN_AVAILABILITY)
+    except WaypointError:
+        return None
 
 
 def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> int:

@@ -13,8 +13,15 @@ def test_demo_runs_the_checks_on_bookinfo(run_cli):
     assert out.startswith("Simulated cluster: bookinfo - ")
     assert "$ kubectl waypoint skew" in out
     assert "1.28.6-asm-r3" in out and "result: pass" in out
-    assert "$ kubectl waypoint verify -n bookinfo" in out
-    assert out.rstrip().splitlines()[-1].startswith("verify -n bookinfo: pass")
+    assert "$ kubectl waypoint verify -n bookinfo" in out and "verify -n bookinfo: pass" in out
+
+
+def test_demo_measures_an_application_that_names_no_backend_by_the_waypoints_telemetry(run_cli):
+    out = run_cli("demo").stdout
+    probe = out.split("$ kubectl waypoint probe -n curl deploy/curl http://httpbin.httpbin:8000/get "
+                      "--route httpbin/httpbin\n", 1)[1]
+    assert "who served measured by telemetry" in probe and "result: pass" in probe
+    assert "httpbin-v1" in probe and "httpbin-v2" in probe
 
 
 def test_demo_broken_scenario_shows_the_failure_and_exit_code(run_cli):
@@ -31,7 +38,8 @@ def test_demo_shows_verify_failures_of_the_mesh(run_cli):
 def test_demo_json_wraps_the_real_reports(run_cli):
     doc = run_cli("demo", "-o", "json").json
     assert doc["kind"] == "DemoReport" and doc["result"] == "pass"
-    assert [r["kind"] for r in doc["reports"]] == ["SkewReport", "VerifyReport"]
+    assert [r["kind"] for r in doc["reports"]] == ["SkewReport", "VerifyReport", "ProbeReport"]
+    assert (doc["reports"][2]["measuredBy"], doc["reports"][2]["test"]) == ("telemetry", "sequential")
 
 
 def test_list_scenarios_names_every_bundled_scenario(run_cli):

@@ -321,3 +321,14 @@ def test_wait_does_not_redraw_a_rejected_split(run_cli, cluster):
     batches = [int(re.search(r"#\[1-(\d+)\]$", r.exec_argv[r.exec_argv.index("--url") + 1]).group(1))
                for r in probes(sim)]
     assert sum(batches) == sent  # the batches of one sequential run, none drawn again
+
+
+def test_one_failed_request_in_a_hundred_does_not_fail_the_split(run_cli, cluster):
+    """A route check needs 99% availability, not 100%: one 503 in a rollout blip is not a failed upgrade."""
+    scenario = Scenario.from_dict({"name": "blip", "description": "one request answered 503", "base": "bookinfo",
+                                   "mesh": {"outages": [{"afterRequests": 40, "seconds": 0.001, "answer": "503"}]}})
+    _, kubeconfig = cluster(scenario)
+    doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "-o", "json").json
+    (split,) = checks(doc, "route-split")
+    assert split["status"] == "pass" and "503=1" in " ".join(split["evidence"])
+    assert "measured by: telemetry (sequential test)" in split["evidence"]

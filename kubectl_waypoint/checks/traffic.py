@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from ..probe.expectations import DEFAULT_CHECK_COUNT, Expectation, compile_match
+from ..probe.sequential import DEFAULT_SPLIT_MIN_AVAILABILITY
 from .clients import deploy_curl_command, first_with_curl, no_client_message
 from .requests import rule_targets
 from .runner import Outcome
@@ -138,7 +139,7 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
     measurement: list[str] = []
     outcome = _probe(facts, clients, url, expectation, count, plan.method, headers, alpha=alpha,
                      telemetry_for=lambda client: _route_telemetry(facts, plan, client, measurement),
-                     max_requests=facts.options.max_requests)
+                     max_requests=facts.options.max_requests, min_availability=DEFAULT_SPLIT_MIN_AVAILABILITY)
     verdict = outcome.verdict
     evidence = _evidence(outcome.client, url, verdict, plan.method, headers) + (
         f"alpha: {alpha:.3g} (family-wise {facts.options.alpha:g} over {family} route "

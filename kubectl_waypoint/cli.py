@@ -241,7 +241,7 @@ def skew(flags, all_namespaces: bool, output: str, target_version: str | None) -
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
-@cluster_options(all_namespaces=False)
+@cluster_options(all_namespaces=True)
 @output_option("table", "short", "json", "yaml")
 @click.option("--only", multiple=True, metavar="CATEGORY|ID,...",
               help="Run only these categories or checks (control-plane, waypoints, proxy-status, skew, routing, "
@@ -265,9 +265,9 @@ def skew(flags, all_namespaces: bool, output: str, target_version: str | None) -
               help="Most requests one route's sequential split test may send before it is undecided.")
 @common_options
 @with_cluster_flags
-def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_config, proxy_status_file,
-           alpha: float, timeout: str, parallel: int, max_requests: int) -> int:
-    """Run the post-upgrade checks for one namespace: control plane, waypoints, sync, skew, L7.
+def verify(flags, all_namespaces: bool, output: str, only, skip, wait: str, junit_file, client, probe_config,
+           proxy_status_file, alpha: float, timeout: str, parallel: int, max_requests: int) -> int:
+    """Run the post-upgrade checks for one namespace (or with -A every waypoint namespace).
 
     Each check ends pass, warn, fail, skip or inconclusive, with the evidence and a hint. Exit 0
     when nothing failed (warnings allowed), 1 when a check failed, 4 when something could not be
@@ -280,6 +280,12 @@ def verify(flags, output: str, only, skip, wait: str, junit_file, client, probe_
     options = build_verify_options(client=client, probe_config=probe_config, proxy_status_file=proxy_status_file,
                                    alpha=alpha, timeout_s=parse_duration(timeout, "--timeout") or 5.0,
                                    parallel=parallel, max_requests=max_requests)
+    if all_namespaces:
+        from .commands import run_verify_fleet
+
+        return run_verify_fleet(flags, options=options, only=split_names(only), skip=split_names(skip),
+                                wait_s=parse_duration(wait, "--wait") or 0.0, output=output, junit_file=junit_file,
+                                no_colour=_settings().get("no_color", False))
     return run_verify(flags, options=options, only=split_names(only), skip=split_names(skip),
                       wait_s=parse_duration(wait, "--wait") or 0.0, output=output, junit_file=junit_file,
                       no_colour=_settings().get("no_color", False))

@@ -189,6 +189,50 @@ def run_verify(flags, *, options, only: list[str], skip: list[str], wait_s: floa
     return conclude(RESULT_EXIT_CODES[run.result], verify_sentence(run, namespace))
 
 
+def run_verify_fleet(flags, *, options, only: list[str], skip: list[str], wait_s: float, output: str,
+                     junit_file: str | None, no_colour: bool) -> int:
+    """`verify -A`: every namespace with a waypoint or istio.io/use-waypoint, one row each, the worst exit."""
+    from .checks.catalogue import load_catalogue
+    from .checks.facts import VerifyFacts
+    from .checks.fleet import SharedReads, run_fleet, waypoint_namespaces
+    from .checks.judges import JUDGES
+    from .render.sentences import fleet_sentence
+    from .checks.runner import with_prerequisites
+    from .report import fleet_report, report_origin
+
+    catalogue = load_catalogue()
+    selected = catalogue.select(only, skip)
+    junit = JunitFile(junit_file) if junit_file else None
+    try:
+        cluster = connect(flags)
+        origin = report_origin(cluster.target)
+        warn_permissions(cluster, "verify", None, [spec.id for spec in with_prerequisites(catalogue, selected)])
+        reads = SharedReads(cluster)
+        namespaces = waypoint_namespaces(reads)
+        fleet = run_fleet(reads, catalogue, selected, options, JUDGES, wait_s, namespaces)
+    except WaypointError as error:
+        if junit:
+            junit.error(None, error.message)
+        raise
+    # the waypoints serving each namespace (its own or another's), from the lists already read
+    waypoints = {ns: len(VerifyFacts(reads, ns, options).waypoints) for ns in namespaces}
+    if junit:
+        from .render.junit import junit_fleet_xml
+
+        with junit.stream:
+            junit.stream.write(junit_fleet_xml(fleet.runs, origin))
+    if output in ("table", "short"):
+        from .render.text import style_for
+        from .render.verify import render_fleet
+
+        click.echo(render_fleet(fleet.runs, waypoints, style_for(sys.stdout, no_colour)), nl=False)
+    else:
+        from .render.structured import dump
+
+        click.echo(dump(fleet_report(fleet.runs, waypoints, fleet.result, origin), output), nl=False)
+    return conclude(RESULT_EXIT_CODES[fleet.result], fleet_sentence(fleet))
+
+
 class JunitFile:
     """--junit-file, opened before the run so a bad path fails in a second, not after the probes."""
 

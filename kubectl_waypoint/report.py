@@ -121,6 +121,19 @@ def _skew_document(result: SkewResult, origin: dict | None) -> dict:
     }
 
 
+def fleet_report(runs: dict, waypoints: dict[str, int], result: str, origin: dict | None = None) -> dict:
+    """VerifyReport of `verify -A`: the worst `result`, and per namespace what `verify -n` would report."""
+    namespaces = []
+    for namespace, run in runs.items():
+        single = verify_report(run, namespace, origin)
+        namespaces.append({"namespace": namespace, "result": run.result, "waypoints": waypoints.get(namespace, 0),
+                           "attempts": run.attempts, "summary": single["summary"], "checks": single["checks"]})
+    totals = {status: sum(1 for n in namespaces if n["result"] == status)
+              for status in ("pass", "warn", "fail", "inconclusive")}
+    return {**_head("VerifyReport", result, origin), "allNamespaces": True, "summary": totals,
+            "namespaces": namespaces}
+
+
 def _split_decision(verdict, outcome) -> dict:
     """How a split was decided (docs/statistics.md): the test, per backend the interval it used, the rates."""
     if verdict.decision is None:

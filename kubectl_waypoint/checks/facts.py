@@ -37,6 +37,7 @@ class VerifyOptions:
     # A route's sequential test stops near 130-250 requests when healthy; at a cap of 450, 3-5% of
     # healthy 50/50 and three-way routes ended undecided (exit 4), at 900 about 0.2% (docs/statistics.md).
     max_requests: int = 900
+    fleet_size: int = 1  # namespaces sharing the run's alpha (verify -A); `alpha` is already this one's share
     probe_config: ProbeConfig = field(default_factory=ProbeConfig)
     proxy_status_file: str | None = None
     proxy_status_text: str | None = None
@@ -92,6 +93,12 @@ class VerifyFacts:
         self.namespace = namespace
         self.options = options
 
+    def _cluster_wide(self, name: str, compute):
+        """A fact about the whole cluster: read once per run, or once for every namespace of `verify -A`
+        (whose SharedReads, in checks/fleet.py, keeps it)."""
+        once = getattr(self.cluster, "once", None)
+        return once((name,), compute) if once else compute()
+
     @functools.cached_property
     def namespace_object(self) -> dict | None:
         try:
@@ -105,7 +112,7 @@ class VerifyFacts:
 
     @functools.cached_property
     def inventory(self) -> MeshInventory:
-        return fetch_inventory(self.cluster, None)
+        return self._cluster_wide("inventory", lambda: fetch_inventory(self.cluster, None))
 
     @functools.cached_property
     def gateway_api(self) -> bool:
@@ -211,10 +218,13 @@ class VerifyFacts:
         """Which client containers run curl, asked once per container for the whole run."""
         from .clients import CurlCapability
 
-        return CurlCapability(self.cluster)
+        return self._cluster_wide("curl", lambda: CurlCapability(self.cluster))
 
     @functools.cached_property
     def sync(self) -> SyncSnapshot:
+        return self._cluster_wide("sync", self._read_sync)
+
+    def _read_sync(self) -> SyncSnapshot:
         """From --proxy-status-file when given, else from every istiod pod's /debug/syncz."""
         if self.options.proxy_status_text is not None:
             source = self.options.proxy_status_file or "<proxy-status>"
@@ -237,6 +247,9 @@ class VerifyFacts:
 
     @functools.cached_property
     def istiod_versions(self) -> dict[str, IstiodVersion]:
+        return self._cluster_wide("istiod_versions", self._read_istiod_versions)
+
+    def _read_istiod_versions(self) -> dict[str, IstiodVersion]:
         """Each running istiod pod's own version (by pod name): from its /version, or with
         --proxy-status-file from the identifier in the file (no exec, as the user asked)."""
         versions = {}

@@ -142,8 +142,10 @@ def _route_outcome(facts, plan: RoutePlan, family: int) -> Outcome:
                      max_requests=facts.options.max_requests, min_availability=DEFAULT_SPLIT_MIN_AVAILABILITY)
     verdict = outcome.verdict
     evidence = _evidence(outcome.client, url, verdict, plan.method, headers) + (
-        f"alpha: {alpha:.3g} (family-wise {facts.options.alpha:g} over {family} route "
-        f"{'probe' if family == 1 else 'probes'}, Bonferroni)",
+        f"alpha: {alpha:.3g} (family-wise {facts.options.alpha * facts.options.fleet_size:.3g} over {family} route "
+        f"{'probe' if family == 1 else 'probes'}"
+        + (f" in each of {facts.options.fleet_size} namespaces" if facts.options.fleet_size > 1 else "")
+        + ", Bonferroni)",
         f"measured by: {verdict.measured_by}" + (f" ({verdict.test} test)" if verdict.test else ""),
         *measurement, *outcome.notes)
     backends = verdict.backends or {}

@@ -66,26 +66,38 @@ def junit_xml(run: VerifyRun, catalogue: Catalogue, namespace: str, origin: dict
     timestamp = _timestamp(origin)
     for category in catalogue.categories:
         results = [r for r in run.results if r.spec.category == category.id]
-        if not results:
-            continue
-        statuses = [r.status for r in results]
-        suite = _suite(root, f"verify.{category.id}", timestamp, len(results), statuses.count("fail"),
-                       statuses.count("inconclusive"), statuses.count("skip"))
-        for result, name in zip(results, _case_names(results)):
-            case = ET.SubElement(suite, "testcase", {"classname": f"verify.{category.id}", "name": name})
-            message = cut(result.message, LINE_LIMIT)
-            detail = _text([result.message, *result.evidence, f"hint: {hint_for(result, namespace)}"])
-            if result.status == "fail":
-                ET.SubElement(case, "failure", {"message": message}).text = detail
-            elif result.status == "inconclusive":
-                ET.SubElement(case, "error", {"message": message}).text = detail
-            elif result.status == "skip":
-                ET.SubElement(case, "skipped", {"message": message})
-            elif result.status == "warn":
-                ET.SubElement(case, "system-out").text = f"warning: {detail}"
+        if results:
+            _cases(root, f"verify.{category.id}", timestamp, results, namespace)
     if interrupted:
         _error_suite(root, timestamp, interrupted)
     return _document(root)
+
+
+def junit_fleet_xml(runs: dict[str, VerifyRun], origin: dict) -> bytes:
+    """`verify -A`: one testsuite per namespace, its checks in catalogue order."""
+    root = ET.Element("testsuites", {"name": "kubectl-waypoint verify -A"})
+    timestamp = _timestamp(origin)
+    for namespace, run in runs.items():
+        _cases(root, f"verify.{safe(namespace)}", timestamp, run.results, namespace)
+    return _document(root)
+
+
+def _cases(root: ET.Element, suite_name: str, timestamp: str, results: list[CheckResult], namespace: str) -> None:
+    statuses = [r.status for r in results]
+    suite = _suite(root, suite_name, timestamp, len(results), statuses.count("fail"),
+                   statuses.count("inconclusive"), statuses.count("skip"))
+    for result, name in zip(results, _case_names(results)):
+        case = ET.SubElement(suite, "testcase", {"classname": f"verify.{result.spec.category}", "name": name})
+        message = cut(result.message, LINE_LIMIT)
+        detail = _text([result.message, *result.evidence, f"hint: {hint_for(result, namespace)}"])
+        if result.status == "fail":
+            ET.SubElement(case, "failure", {"message": message}).text = detail
+        elif result.status == "inconclusive":
+            ET.SubElement(case, "error", {"message": message}).text = detail
+        elif result.status == "skip":
+            ET.SubElement(case, "skipped", {"message": message})
+        elif result.status == "warn":
+            ET.SubElement(case, "system-out").text = f"warning: {detail}"
 
 
 def _error_suite(root: ET.Element, timestamp: str, message: str) -> None:

@@ -68,3 +68,17 @@ def plan_sentence(plan) -> str:
     first = plan.blockers[0]
     return (f"the upgrade to {safe(plan.target.raw)} is blocked by {plural(len(plan.blockers), 'finding')}; "
             f"the first, {safe(first.subject)}: {cut(first.message, SENTENCE_LIMIT)}")
+
+
+def fleet_sentence(fleet) -> str:
+    """Why `verify -A` exits 1 or 4: how many namespaces, and the first one's own sentence."""
+    if not fleet.runs:
+        return ("no namespace has a waypoint or the istio.io/use-waypoint label in this cluster; "
+                "kubectl get gateways -A shows the Gateways this --context sees")
+    status = fleet.result
+    bad = [ns for ns, run in fleet.runs.items() if run.result == status]
+    if not bad:
+        return ""
+    what = "failed" if status == "fail" else "could not be decided"
+    return (f"{plural(len(bad), 'namespace')} of {len(fleet.runs)} {what}; the first, {safe(bad[0])}: "
+            f"{verify_sentence(fleet.runs[bad[0]], bad[0])}")

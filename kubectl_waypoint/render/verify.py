@@ -7,9 +7,9 @@ from typing import TextIO
 
 from ..checks.catalogue import Catalogue
 from ..checks.hints import explain_command, hint_for
-from ..checks.runner import CheckResult, VerifyRun
+from ..checks.runner import CheckResult, VerifyRun, worst
 from .safe import LINE_LIMIT, cut, safe
-from .text import Style, plural
+from .text import Style, plural, table
 
 GLYPHS = {"pass": "√", "warn": "‼", "fail": "×", "skip": "~", "inconclusive": "?"}
 ASCII_GLYPHS = {"pass": "[ok]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]", "inconclusive": "[??]"}
@@ -61,4 +61,18 @@ def render_verify(run: VerifyRun, catalogue: Catalogue, namespace: str, style: S
     stopped = " - interrupted, partial report" if interrupted else ""
     lines.append(f"verify -n {safe(namespace)}: {style.status(run.result)} ({', '.join(parts) or 'no checks'})"
                  f"{retried}{stopped}")
+    return "\n".join(lines) + "\n"
+
+
+def render_fleet(runs: dict, waypoints: dict[str, int], style: Style) -> str:
+    """`verify -A`: one row per namespace (its failing or undecided checks named), then the total."""
+    rows = []
+    for namespace, run in runs.items():
+        bad = sorted({r.id for r in run.results if r.status in ("fail", "inconclusive")})
+        rows.append([safe(namespace), str(waypoints.get(namespace, 0)), run.result, ", ".join(bad) or "-"])
+    lines = table(["NAMESPACE", "WAYPOINTS", "RESULT", "FAILING OR UNDECIDED CHECKS"], rows, painted={2: style})
+    results = [run.result for run in runs.values()]
+    counts = ", ".join(f"{results.count(s)} {s}" for s in ("fail", "inconclusive", "warn", "pass") if s in results)
+    overall = worst(results) if results else "inconclusive"
+    lines += ["", f"verify -A: {style.status(overall)} ({plural(len(runs), 'namespace')}: {counts or 'none found'})"]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ the Python kubernetes client talk to it like to any API server. Server side: std
 
 from .cluster import SimCluster
 from .podexec import ExecRequest, ExecRule, ExecStreams, ExecutableNotFound
-from .large import generate_large_scenario, generate_routes_scenario
+from .large import generate_fleet_scenario, generate_large_scenario, generate_routes_scenario
 from .scenario import Scenario, load_scenario, scenario_names
 from .server import RequestRecord
 
@@ -20,6 +20,7 @@ __all__ = [
     "Scenario",
     "SimCluster",
     "generate_large_scenario",
+    "generate_fleet_scenario",
     "generate_routes_scenario",
     "load_scenario",
     "scenario_names",

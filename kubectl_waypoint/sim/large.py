@@ -92,3 +92,35 @@ def generate_routes_scenario(waypoints: int, routes: int) -> Scenario:
     return Scenario.from_dict({"name": f"bench-{waypoints}w-{routes}r", "description": f"Bookinfo with {waypoints} waypoints and {routes} weighted routes",
                                "base": "bookinfo", "workloads": workloads, "services": services,
                                "objects": objects})
+
+
+def generate_fleet_scenario(namespaces: int, *, too_old: str | None = None, no_client: str | None = None) -> Scenario:
+    """Bookinfo plus `namespaces` team namespaces (team-00, ...), each with its own waypoint, a 70/30
+    route and a client pod with curl; `too_old` runs its waypoint on 1.26, `no_client` has no client."""
+    workloads, services, objects, labels = [], [], [], {}
+    for i in range(namespaces):
+        ns = f"team-{i:02d}"
+        labels[ns] = {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
+        tag = "1.26.4-asm-r1" if ns == too_old else "1.28.6-asm-r3"
+        workloads.append({"kind": "Waypoint", "name": "waypoint", "namespace": ns, "image": f"{HUB}/proxyv2:{tag}",
+                          "revision": "default"})
+        for version in ("v1", "v2"):
+            workloads.append({"name": f"app-{version}", "namespace": ns, "labels": {"app": "app", "version": version},
+                              "serviceAccount": "app", "containers": [{"name": "app", "image": APP_IMAGE, "ports": [9080]}]})
+            services.append({"name": f"app-{version}", "namespace": ns, "selector": {"app": "app", "version": version},
+                             "ports": [9080]})
+        services.append({"name": "app", "namespace": ns, "selector": {"app": "app"}, "ports": [9080]})
+        if ns != no_client:
+            workloads.append({"name": "client", "namespace": ns, "labels": {"app": "client"}, "serviceAccount": "client",
+                              "containers": [{"name": "curl", "image": "curlimages/curl:8.16.0",
+                                              "command": ["/bin/sleep", "infinity"]}]})
+        objects.append({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "app", "port": 9080}],
+                     "rules": [{"backendRefs": [{"name": "app-v1", "port": 9080, "weight": 70},
+                                                {"name": "app-v2", "port": 9080, "weight": 30}]}]},
+        })
+    return Scenario.from_dict({"name": f"fleet-{namespaces}", "description": f"Bookinfo and {namespaces} team namespaces",
+                               "base": "bookinfo", "namespaces": labels, "workloads": workloads, "services": services,
+                               "objects": objects})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import WaypointError
 from ..skew import control_plane_index, judge_workloads
 from ..sync import judge_proxy_version, judge_proxy_xds, judge_waypoint_sync
+from ..render.text import plural
 from ..versions import parse_version
 from .runner import Outcome, worst
 from . import traffic
@@ -188,7 +189,7 @@ def waypoint_pods_ready(facts) -> list[Outcome]:
         if bad:
             outcomes.append(Outcome("fail", subject, f"{len(bad)} of {len(pods)} waypoint pods are not ready", tuple(bad)))
         else:
-            outcomes.append(Outcome("pass", subject, f"{len(pods)} waypoint pod(s) running and ready"))
+            outcomes.append(Outcome("pass", subject, f"{plural(len(pods), 'waypoint pod')} running and ready"))
     return outcomes
 
 
@@ -196,7 +197,7 @@ def waypoint_restarts(facts) -> list[Outcome]:
     outcomes = []
     for ref in _existing_waypoints(facts):
         subject = f"{ref.namespace}/{ref.name}"
-        restarted = [f"{p.name}: {p.restarts} restart(s)" for p in facts.waypoint_pods(ref) if p.restarts]
+        restarted = [f"{p.name}: {plural(p.restarts, 'restart')}" for p in facts.waypoint_pods(ref) if p.restarts]
         if restarted:
             outcomes.append(Outcome("warn", subject, "waypoint pods restarted since they started", tuple(restarted)))
         else:

@@ -279,6 +279,47 @@ class Cluster:
 
     # -- exec -----------------------------------------------------------------------------
 
+    # -- streaming (kube/watch.py) -------------------------------------------------------------
+
+    def stream_json_lines(self, path: str, query: dict, read_timeout: float) -> Iterator[dict]:
+        """One streaming GET (a watch): each newline-delimited JSON object as it arrives.
+
+        No retries: the caller resumes from what it saw. Errors are request_json's, with 410 Gone as
+        ContinueExpired (start again from a new list); a stream cut mid-way is ClusterUnavailable,
+        one the server ends is a normal end. `read_timeout` bounds the wait for the next line.
+        """
+        from kubernetes.client.exceptions import ApiException
+        import urllib3
+
+        client = self._client()
+        url = client.configuration.host.rstrip("/") + path + "?" + urlencode(query)
+        headers = {"Accept": "application/json", "User-Agent": client.user_agent, **self._auth_headers()}
+        self.request_count += 1
+        log.debug("GET %s (stream)", url)
+        try:
+            response = client.rest_client.request("GET", url, headers=headers,
+                                                  _request_timeout=(self.target.request_timeout or 30.0, read_timeout))
+            if response.status == 410:
+                raise ContinueExpired(_status_message(response.read()) or "resource version too old")
+            if response.status >= 300:
+                raise self._status_error(response.status, response.read(), path, None, None, "watch")
+            raw = getattr(response, "response", response)  # the urllib3 response under the client's wrapper
+            pending, complete = b"", False
+            try:
+                for chunk in raw.stream(amt=None, decode_content=True):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                complete = True
+            finally:  # a stream left half-read must not go back to the pool
+                raw.release_conn() if complete else raw.close()
+        except ApiException as exc:
+            raise self._transport_error(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise self._transport_error(exc) from exc
+
     def exec(self, namespace: str, pod: str, container: str | None, argv: list[str],
              stdin: bytes | None = None, timeout: float | None = None) -> ExecResult:
         """Run argv in the container (never through a shell) and collect its output."""

@@ -125,6 +125,8 @@ def stream(request: WatchRequest, store: ObjectStore, stopped: Callable[[], bool
         revision = request.resource_version
     next_bookmark = clock() + log.bookmark_seconds
     while True:
+        if log.drops != drops or stopped():
+            raise Dropped()
         try:
             changes = log.since(revision)
         except TooOld as exc:
@@ -135,8 +137,6 @@ def stream(request: WatchRequest, store: ObjectStore, stopped: Callable[[], bool
             if kind is not None:
                 yield request.event(kind, change.entry.bare)
             revision = change.revision
-        if log.drops != drops or stopped():
-            raise Dropped()
         now = clock()
         if now >= deadline:
             if request.bookmarks:  # the server's last word before a timeout: where to resume

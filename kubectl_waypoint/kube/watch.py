@@ -49,12 +49,16 @@ class Source:
 
 @dataclass(frozen=True)
 class Event:
-    """A change seen: ADDED, MODIFIED, DELETED (obj is the object), or GAP / ERROR (message says why)."""
+    """A change seen: ADDED, MODIFIED, DELETED (obj is the object), or GAP / ERROR (message says why).
+
+    `initial`: from the first list, the state when following began rather than a change.
+    """
 
     type: str
     source: Source
     obj: dict | None = None
     message: str = ""
+    initial: bool = False
     received: float = field(default_factory=time.monotonic)
 
 
@@ -119,13 +123,14 @@ class Informer:
             if not token:
                 break
         self.lists += 1
+        initial = self.lists == 1
         seen = {_key(item): _version(item) for item in items}
         known, self.known = self.known, seen
         self.resource_version = str(meta.get("resourceVersion", ""))
         for item in items:
             key = _key(item)
             if key not in known:
-                yield Event("ADDED", self.source, item)
+                yield Event("ADDED", self.source, item, initial=initial)
             elif known[key] != seen[key]:
                 yield Event("MODIFIED", self.source, item)
         for key in sorted(set(known) - set(seen)):

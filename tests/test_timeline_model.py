@@ -1,0 +1,137 @@
+"""The pure upgrade timeline (kubectl_waypoint/timeline.py), fed the simulated controllers' real changes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from kubectl_waypoint.plan import parse_target
+from kubectl_waypoint.sim import SimCluster
+from kubectl_waypoint.sim.resources import resource_named
+from kubectl_waypoint.sim.store import with_typemeta
+from kubectl_waypoint.sim.timeline import FROM_TAG, TO_TAG, upgrade_timeline
+from kubectl_waypoint.timeline import UpgradeTimeline, at_target
+
+STARTED = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+FOLLOWED = ("pods", "deployments", "daemonsets", "gateways")
+
+
+def _feed_initial(sim, model):
+    for plural in FOLLOWED:
+        for obj in sim.store.list(plural):
+            model.observe("ADDED", plural, obj, 0.0, initial=True)
+
+
+def _feed_changes(sim, model, since, at):
+    """Every change the simulated controllers made after revision `since`, as a watch delivers it."""
+    for change in sim.store.events.since(since):
+        if change.plural in FOLLOWED:
+            obj = json.loads(with_typemeta(resource_named(change.plural), change.entry.bare))
+            model.observe(change.type, change.plural, obj, at)
+    return sim.store.resource_version
+
+
+def _upgrade(target=None, waypoint_outage=0.0):
+    sim = SimCluster("bookinfo")
+    timeline = upgrade_timeline(sim, pace=1.0, waypoint_outage=waypoint_outage)
+    model = UpgradeTimeline(parse_target(target) if target else None, STARTED)
+    _feed_initial(sim, model)
+    return sim, timeline, model
+
+
+def _play(sim, timeline, model, until=None, on_step=None):
+    revision = sim.store.resource_version
+    for step in timeline.steps:
+        if until is not None and step.at > until:
+            break
+        timeline.advance(step.at)
+        revision = _feed_changes(sim, model, revision, step.at)
+        if on_step:
+            on_step(step)
+
+
+def test_version_changes_read_like_the_issue_says():
+    sim, timeline, model = _upgrade(TO_TAG)
+    _play(sim, timeline, model)
+    changes = [e.message for e in model.events if e.kind == "VersionChange"]
+    assert changes == [f"istiod {FROM_TAG} -> {TO_TAG} on 1/1 pods",
+                       *[f"istio-cni {FROM_TAG} -> {TO_TAG} on {n}/3 nodes" for n in (1, 2, 3)],
+                       *[f"ztunnel {FROM_TAG} -> {TO_TAG} on {n}/3 nodes" for n in (1, 2, 3)],
+                       f"waypoint bookinfo/waypoint {FROM_TAG} -> {TO_TAG} on 1/1 pods"]
+    rollouts = [(e.kind, e.object) for e in model.events if e.kind.startswith("Rollout")]
+    assert rollouts == [(kind, name) for name in ("istiod", "istio-cni", "ztunnel", "waypoint bookinfo/waypoint")
+                        for kind in ("RolloutStarted", "RolloutFinished")]
+    assert model.pending() == [] and model.rolling() == []
+
+
+def test_not_finished_halfway_says_what_is_left():
+    sim, timeline, model = _upgrade(TO_TAG)
+    _play(sim, timeline, model, until=next(s.at for s in timeline.steps if "ztunnel: image" in s.what) + 1.5)
+    assert model.pending() == [f"waypoint bookinfo/waypoint has 1 pod(s) not at {TO_TAG}",
+                               "ztunnel is still rolling out", "ztunnel has 1 pod(s) not ready",
+                               f"ztunnel has 2 pod(s) not at {TO_TAG}"]
+    assert model.rolling() == ["ztunnel"]
+
+
+def test_without_a_target_it_is_finished_once_everything_moved_to_one_version():
+    sim, timeline, model = _upgrade()
+    assert "no version change seen yet" in " ".join(model.pending())
+    _play(sim, timeline, model, until=timeline.steps[-2].at)
+    assert any("versions" in p for p in model.pending())
+    _play(sim, timeline, model)
+    assert model.pending() == []
+
+
+def test_a_waypoint_outage_names_the_component_rolling_and_the_gateway_events():
+    sim, timeline, model = _upgrade(TO_TAG, waypoint_outage=3.0)
+    deleted = next(s.at for s in timeline.steps if s.what.startswith("pod bookinfo/waypoint") and "deleted" in s.what)
+    ready = next(s.at for s in timeline.steps if s.what.startswith("pod bookinfo/waypoint") and "ready" in s.what)
+
+    def probe(step):  # a request on each step: failing while the mesh resets them
+        model.request("curl -> reviews:9080", not (deleted <= step.at < ready), step.at)
+
+    _play(sim, timeline, model, on_step=probe)
+    (outage,) = model.outages
+    assert (outage.start, outage.end, outage.duration) == (deleted, ready, pytest.approx(3.0))
+    assert outage.rolling == ["waypoint bookinfo/waypoint"]
+    kinds = [(e.kind, e.time) for e in model.events if e.kind.startswith(("Gateway", "Outage"))]
+    assert kinds == [("GatewayNotProgrammed", deleted), ("OutageStarted", deleted), ("GatewayProgrammed", ready),
+                     ("OutageEnded", ready)]
+    assert model.longest_outage(now=ready + 10) == pytest.approx(3.0)
+
+
+def test_the_report_document():
+    sim, timeline, model = _upgrade(TO_TAG, waypoint_outage=2.0)
+    model.request("curl -> reviews:9080", False, 21.5)
+    model.request("curl -> reviews:9080", True, 23.0)
+    _play(sim, timeline, model)
+    doc = model.report("bookinfo", "pass", "every component at the target", 30.0, {"kind": "VerifyReport"}, None)
+    assert (doc["apiVersion"], doc["kind"], doc["result"], doc["targetVersion"]) == (
+        "kubectl-waypoint/v1", "WatchReport", "pass", TO_TAG)
+    first = doc["events"][0]
+    assert first["timestamp"] == (STARTED + datetime.timedelta(seconds=first["time"])).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+    change = next(e for e in doc["events"] if e["kind"] == "VersionChange")
+    assert (change["from"], change["to"]) == (FROM_TAG, TO_TAG)
+    (outage,) = doc["outages"]
+    assert (outage["start"], outage["end"], outage["durationSeconds"]) == (21.5, 23.0, 1.5)
+    assert outage["startTimestamp"] == "2026-01-02T03:04:26.500Z"
+    assert doc["finalVerify"] == {"kind": "VerifyReport"} and doc["pending"] == []
+    assert {c["name"]: c["versions"] for c in doc["components"]}["ztunnel"] == {TO_TAG: 3}
+
+
+def test_memory_is_flat_over_many_requests():
+    model = UpgradeTimeline(None, STARTED)
+    for second in range(36_000):
+        model.request("a -> b:80", True, second * 0.1)
+    assert model.routes["a -> b:80"] == [[0.0, 3599.9, True, 36_000]] and model.events == []
+
+
+@pytest.mark.parametrize(("version", "target", "expected"), [
+    ("1.28.6-asm-r3", "1.28.6-asm-r3", True), ("1.28.6-asm-r3", "1.28.6", True), ("1.28.6-asm-r3", "1.28", True),
+    ("1.28.5-asm-r3", "1.28.6", False), ("1.28.6-asm-r2", "1.28.6-asm-r3", False), ("1.27.3", "1.28", False),
+    (None, "1.28", False)])
+def test_at_target(version, target, expected):
+    assert at_target(version, parse_target(target)) is expected

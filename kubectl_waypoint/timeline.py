@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .versions import IstioVersion, version_from_image
 
 API_VERSION = "kubectl-waypoint/v1"
+CONFIRMING_SUCCESSES = 2  # successes in a row that end an outage
 MAX_EVENTS = 5_000  # a report past this many lines says how many it left out
 _WAYPOINT = "gateway.istio.io/managed"
 
@@ -52,11 +53,11 @@ def _ready(pod: dict) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def rollout_state(workload: dict) -> tuple[bool, int]:
+def rollout_state(workload: dict, daemonset: bool) -> tuple[bool, int]:
     """(still rolling, desired replicas or nodes) as the Deployment or DaemonSet status says."""
     meta, spec, status = workload.get("metadata") or {}, workload.get("spec") or {}, workload.get("status") or {}
     unobserved = int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0)
-    if workload.get("kind") == "DaemonSet":
+    if daemonset:
         desired = int(status.get("desiredNumberScheduled") or 0)
         behind = int(status.get("updatedNumberScheduled") or 0) < desired or int(status.get("numberReady") or 0) < desired
     else:
@@ -98,6 +99,8 @@ class Outage:
     end: float | None = None
     failed: int = 0
     rolling: list[str] = field(default_factory=list)
+    recovering: float | None = None  # the first success since the last failure
+    successes: int = 0
 
     @property
     def duration(self) -> float | None:
@@ -152,7 +155,7 @@ class UpgradeTimeline:
         component = self.components.setdefault(name, _Component(unit))
         if plural == "pods":
             return self._pod(name, component, change, obj, at, initial)
-        return self._workload(name, component, change, obj, at)
+        return self._workload(name, component, change, obj, plural == "daemonsets", at)
 
     def gap(self, message: str, at: float) -> list[TimelineEvent]:
         return self._emit(at, "WatchGap", "", message)
@@ -176,13 +179,21 @@ class UpgradeTimeline:
                 outage.failed += 1
                 return self._emit(at, "OutageStarted", route, f"outage on {route} started{rolling}")
             outage.failed += 1
+            outage.recovering, outage.successes = None, 0
             for name in self.rolling():
                 if name not in outage.rolling:
                     outage.rolling.append(name)
             return []
         if outage is None:
             return []
-        outage.end = at
+        # Results of neighbouring requests can arrive out of order (curl reports a failure before the
+        # result of the request before it): an outage ends only on a second success in a row.
+        if outage.recovering is None:
+            outage.recovering = at
+        outage.successes += 1
+        if outage.successes < CONFIRMING_SUCCESSES:
+            return []
+        outage.end = outage.recovering
         del self._open[route]
         return self._emit(at, "OutageEnded", route,
                           f"outage on {route} ended after {outage.duration:.1f}s ({outage.failed} failed requests)")
@@ -211,6 +222,7 @@ class UpgradeTimeline:
                     reasons.append(f"{name} has {behind} pod(s) not at {self.target}")
         if not self.components:
             reasons.append("no mesh component seen yet")
+        reasons += [f"{route} is failing (since {o.start:.1f}s)" for route, o in sorted(self._open.items())]
         if self.target is None:
             if len(versions) > 1:
                 reasons.append(f"components run {len(versions)} versions: {', '.join(sorted(map(str, versions)))}")
@@ -263,13 +275,13 @@ class UpgradeTimeline:
                           f"{name} {component.baseline} -> {newest} on {counts[newest]}/{total} {component.unit}",
                           component.baseline, newest)
 
-    def _workload(self, name: str, component: _Component, change: str, workload: dict,
+    def _workload(self, name: str, component: _Component, change: str, workload: dict, daemonset: bool,
                   at: float) -> list[TimelineEvent]:
         if change == "DELETED":
             return []
-        rolling, component.desired = rollout_state(workload)
+        rolling, component.desired = rollout_state(workload, daemonset)
         meta = workload.get("metadata") or {}
-        label = f"{workload.get('kind', 'workload').lower()} {meta.get('namespace', '')}/{meta.get('name', '')}"
+        label = f"{'daemonset' if daemonset else 'deployment'} {meta.get('namespace', '')}/{meta.get('name', '')}"
         if rolling == component.rolling:
             return []
         component.rolling = rolling

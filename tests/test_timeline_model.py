@@ -93,12 +93,13 @@ def test_a_waypoint_outage_names_the_component_rolling_and_the_gateway_events():
         model.request("curl -> reviews:9080", not (deleted <= step.at < ready), step.at)
 
     _play(sim, timeline, model, on_step=probe)
+    model.request("curl -> reviews:9080", True, ready + 0.5)  # the second success in a row confirms the end
     (outage,) = model.outages
     assert (outage.start, outage.end, outage.duration) == (deleted, ready, pytest.approx(3.0))
     assert outage.rolling == ["waypoint bookinfo/waypoint"]
     kinds = [(e.kind, e.time) for e in model.events if e.kind.startswith(("Gateway", "Outage"))]
     assert kinds == [("GatewayNotProgrammed", deleted), ("OutageStarted", deleted), ("GatewayProgrammed", ready),
-                     ("OutageEnded", ready)]
+                     ("OutageEnded", ready + 0.5)]
     assert model.longest_outage(now=ready + 10) == pytest.approx(3.0)
 
 
@@ -106,6 +107,7 @@ def test_the_report_document():
     sim, timeline, model = _upgrade(TO_TAG, waypoint_outage=2.0)
     model.request("curl -> reviews:9080", False, 21.5)
     model.request("curl -> reviews:9080", True, 23.0)
+    model.request("curl -> reviews:9080", True, 23.5)
     _play(sim, timeline, model)
     doc = model.report("bookinfo", "pass", "every component at the target", 30.0, {"kind": "VerifyReport"}, None)
     assert (doc["apiVersion"], doc["kind"], doc["result"], doc["targetVersion"]) == (
@@ -120,6 +122,16 @@ def test_the_report_document():
     assert outage["startTimestamp"] == "2026-01-02T03:04:26.500Z"
     assert doc["finalVerify"] == {"kind": "VerifyReport"} and doc["pending"] == []
     assert {c["name"]: c["versions"] for c in doc["components"]}["ztunnel"] == {TO_TAG: 3}
+
+
+def test_results_arriving_out_of_order_do_not_split_an_outage():
+    model = UpgradeTimeline(None, STARTED)
+    for at, ok in [(1.0, True), (2.0, False), (2.0, True), (2.2, False), (2.4, False), (2.6, True), (2.8, True)]:
+        model.request("a -> b:80", ok, at)
+    (outage,) = model.outages
+    assert (outage.start, outage.end, outage.failed) == (2.0, 2.6, 3)
+    assert model.pending() == ["no mesh component seen yet", "no version change seen yet (give --target-version "
+                               "to check an upgrade already done)"]
 
 
 def test_memory_is_flat_over_many_requests():

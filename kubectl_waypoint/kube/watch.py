@@ -172,6 +172,7 @@ class Follower:
         self.queue: queue.Queue[Event] = queue.Queue(maxsize=QUEUE_LIMIT)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ended: set[int] = set()  # informers whose thread is over (resource not installed, error)
 
     def start(self) -> Follower:
         for informer in self.informers:
@@ -188,7 +189,13 @@ class Follower:
         except ResourceNotInstalled:
             pass  # Sail or Gateway API absent: nothing of that kind to follow
         except Exception as exc:  # noqa: BLE001 - reported to the consumer, never lost on a thread
-            self._put(Event("ERROR", informer.source, message=str(exc)))
+            self._put(Event("ERROR", informer.source, message=getattr(exc, "message", str(exc))))
+        finally:
+            self._ended.add(id(informer))
+
+    def synced(self) -> bool:
+        """Every resource listed at least once (or found not installed): the state is known."""
+        return all(informer.lists or id(informer) in self._ended for informer in self.informers)
 
     def _put(self, event: Event) -> None:
         while not self._stop.is_set():

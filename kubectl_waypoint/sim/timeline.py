@@ -93,6 +93,21 @@ class Timeline:
         self._thread.start()
         return self
 
+    def play_when(self, ready: Callable[[], bool], speed: float = 1.0) -> Timeline:
+        """Play as soon as `ready()` says so (say, when a watcher is listening), checked every 50 ms."""
+        def wait_then_play() -> None:
+            while not ready():
+                if self._stop.wait(0.05):
+                    return
+            self.play(speed)
+
+        threading.Thread(target=wait_then_play, daemon=True, name="sim-timeline-start").start()
+        return self
+
+    def watchers(self) -> int:
+        """Watch requests the simulated cluster has served so far."""
+        return sum(1 for request in self.sim.requests if request.verb == "watch")
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a playing timeline to finish; True when every step was applied."""
         if self._thread is not None:

@@ -1,0 +1,322 @@
+"""`kubectl waypoint watch`: follow a live upgrade, probe the namespace's routes, verify at the end.
+
+Three things run at once: the informers (kube/watch.py) follow every mesh component, one prober
+thread per route sends a steady trickle of requests through the mesh (probe/engine.py,
+continuous mode, in short sessions so it can stop promptly), and this loop feeds both into the
+pure timeline (timeline.py), prints each event as it happens, and ends when the upgrade is
+complete, at --timeout, or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import ClusterUnavailable, ExitCode, Inconclusive, WaypointError
+from .kube import resources as r
+from .kube.watch import Follower, Source
+from .timeline import UpgradeTimeline
+
+log = logging.getLogger(__name__)
+
+PROBE_SESSION_S = 5.0  # one exec of curl covers this much of the watch; a stop waits at most this long
+REQUEST_TIMEOUT_S = 5.0  # as verify's probes: a slow answer under load is not an outage
+CLIENT_TRIES = 3  # client pods to try for a route before giving up on probing it
+_TICK_S = 0.2
+
+
+def mesh_sources(namespace: str) -> list[Source]:
+    """What to follow: the control plane and node agents everywhere, the namespace's waypoints."""
+    waypoint = "gateway.istio.io/managed"
+    return [
+        Source(r.PODS, None, "app in (istiod,ztunnel)"),
+        Source(r.PODS, None, "k8s-app=istio-cni-node"),
+        Source(r.PODS, namespace, waypoint),
+        Source(r.DEPLOYMENTS, None, "app=istiod"),
+        Source(r.DEPLOYMENTS, namespace, waypoint),
+        Source(r.DAEMONSETS, None, "app=ztunnel"),
+        Source(r.DAEMONSETS, None, "k8s-app=istio-cni-node"),
+        Source(r.GATEWAYS, namespace),
+    ]
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    namespace: str
+    target: object | None  # IstioVersion
+    timeout_s: float
+    max_outage_s: float | None
+    interval_s: float
+    verify_skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    name: str  # as shown: "HTTPRoute reviews -> Service reviews"
+    url: str
+    clients: list  # ClientPod, best first
+
+
+def probe_targets(cluster, namespace: str, options) -> tuple[list[RouteTarget], list[str]]:
+    """The routes verify would probe, each with the clients verify would choose; and why some are not probed."""
+    from .checks.facts import VerifyFacts
+    from .checks.traffic import route_plans
+
+    facts = VerifyFacts(cluster, namespace, options)
+    targets, skipped = [], []
+    for plan in route_plans(facts):
+        if plan.skip or not plan.url:
+            skipped.append(f"{plan.subject}: {plan.skip}")
+            continue
+        clients = [c for c in facts.client_candidates
+                   if not any(all(c.labels.get(k) == v for k, v in s.items()) for s in plan.exclude_selectors)]
+        if not clients:
+            skipped.append(f"{plan.subject}: no ready, mesh-enrolled client pod")
+            continue
+        targets.append(RouteTarget(plan.subject, plan.url, clients[:CLIENT_TRIES]))
+    return targets, skipped
+
+
+class RouteProber:
+    """One thread per route: continuous probe sessions; every request's outcome onto `results`."""
+
+    def __init__(self, cluster, target: RouteTarget, interval_s: float, results: queue.Queue,
+                 clock: Callable[[], float]):
+        self.cluster, self.target, self.interval_s = cluster, target, interval_s
+        self.results, self.clock = results, clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"probe-{target.name}")
+
+    def start(self) -> RouteProber:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from .probe.engine import run_probe
+        from .probe.expectations import Expectation
+
+        clients = list(self.target.clients)
+        while clients and not self._stop.is_set():
+            client = clients[0]
+            seen = {"ok": 0, "errors": 0}
+
+            def progress(p, seen=seen) -> None:  # each new result, timed as it arrives
+                now = self.clock()
+                for _ in range(p.ok - seen["ok"]):
+                    self.results.put(("request", self.target.name, True, now))
+                for _ in range(p.errors - seen["errors"]):
+                    self.results.put(("request", self.target.name, False, now))
+                seen.update(ok=p.ok, errors=max(p.errors, seen["errors"]))
+
+            try:
+                run_probe(self.cluster, client, self.target.url, Expectation.answered(),
+                          duration_s=max(PROBE_SESSION_S, self.interval_s), interval_s=self.interval_s,
+                          timeout_s=REQUEST_TIMEOUT_S, progress=progress)
+            except (Inconclusive, ClusterUnavailable) as exc:  # the client pod went away: choose another
+                clients.pop(0)
+                what = f"{client.namespace}/{client.pod}"
+                nxt = f"; probing from {clients[0].namespace}/{clients[0].pod} now" if clients else \
+                    "; no other client left, this route is no longer probed"
+                self.results.put(("gap", f"probe client {what} for {self.target.name} failed ({exc.message}){nxt}",
+                                  self.clock()))
+            except WaypointError as exc:
+                self.results.put(("gap", f"probing {self.target.name} stopped: {exc.message}", self.clock()))
+                return
+
+
+class WatchRun:
+    """The loop: events in, lines out; the model decides when it is over."""
+
+    def __init__(self, cluster, settings: WatchSettings, follower: Follower, probers: list[RouteProber],
+                 results: queue.Queue, emit: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self.cluster, self.settings, self.follower, self.probers = cluster, settings, follower, probers
+        self.results, self.emit, self.clock = results, emit, clock
+        self.started = clock()
+        self.model = UpgradeTimeline(settings.target, datetime.datetime.now(datetime.timezone.utc))
+        self.ended = ""  # complete | timeout | interrupted
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def run(self) -> str:
+        try:
+            while True:
+                event = self.follower.next(_TICK_S)
+                if event is not None:
+                    self._follow(event)
+                self._drain_results()
+                if self.follower.synced() and self.follower.queue.empty() and not self.model.pending():
+                    self.ended = "complete"
+                    break
+                if self.elapsed() >= self.settings.timeout_s:
+                    self.ended = "timeout"
+                    break
+        except KeyboardInterrupt:
+            self.ended = "interrupted"
+        finally:
+            self.follower.stop()
+            for prober in self.probers:
+                prober.stop()
+        self._drain_results()
+        return self.ended
+
+    def _follow(self, event) -> None:
+        at = self.elapsed()
+        if event.type == "ERROR":
+            raise ClusterUnavailable(f"cannot follow {event.source.describe()}: {event.message}")
+        if event.type == "GAP":
+            lines = self.model.gap(event.message, at)
+        else:
+            lines = self.model.observe(event.type, event.source.resource.plural, event.obj or {}, at, event.initial)
+        for line in lines:
+            self.emit(_line(line.time, line.message))
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] == "request":
+                _, route, ok, at = item
+                lines = self.model.request(route, ok, at - self.started)
+            else:
+                lines = self.model.gap(item[1], item[2] - self.started)
+            for line in lines:
+                self.emit(_line(line.time, line.message))
+
+
+def _line(seconds: float, message: str) -> str:
+    return f"{seconds:7.1f}s  {message}"
+
+
+# ------------------------------------------------------------------------------------ the command
+
+def run_watch(flags, *, settings_for: Callable[[object], WatchSettings], output: str, report_file: str | None,
+              no_colour: bool, verify_options) -> int:
+    """Connect, follow, probe, verify at the end; print and return the exit code."""
+    import sys
+
+    import click
+
+    from .commands import connect
+
+    cluster = connect(flags)
+    settings = settings_for(cluster)
+    report_out = _open_report(report_file)
+    live = output == "table"
+
+    def emit(text: str) -> None:
+        if live:
+            click.echo(text)
+        elif sys.stderr.isatty():
+            click.echo(text, err=True)
+
+    targets, skipped = probe_targets(cluster, settings.namespace, verify_options)
+    results: queue.Queue = queue.Queue()
+    watch_clock = time.monotonic
+    follower = Follower(cluster, mesh_sources(settings.namespace)).start()
+    probers = [RouteProber(cluster, t, settings.interval_s, results, watch_clock).start() for t in targets]
+    if live:
+        target = f" to {settings.target}" if settings.target else ""
+        click.echo(f"Watching the upgrade{target} from namespace {settings.namespace}: "
+                   f"{len(targets)} route(s) probed every {settings.interval_s:g}s"
+                   + "".join(f"\n  not probed: {s}" for s in skipped))
+    loop = WatchRun(cluster, settings, follower, probers, results, emit, watch_clock)
+    ended = loop.run()
+    final = None
+    if ended == "complete":
+        final = final_verify(cluster, settings.namespace, verify_options, settings.verify_skip)
+    result, reason, code = verdict(loop.model, ended, final, settings, loop.elapsed())
+    document = loop.model.report(settings.namespace, result, reason, loop.elapsed(), final, settings.max_outage_s)
+    if report_out is not None:
+        from .render.html import watch_html
+
+        with report_out:
+            report_out.write(watch_html(document, loop.model).encode("utf-8"))
+    if live:
+        from .render.watch import render_watch_summary
+
+        click.echo(render_watch_summary(document), nl=False)
+    else:
+        from .render.structured import dump
+
+        click.echo(dump(document, output), nl=False)
+    return code
+
+
+def _open_report(path: str | None):
+    if not path:
+        return None
+    from .commands import _open_for_writing
+
+    return _open_for_writing(path, "--report")
+
+
+def final_verify(cluster, namespace: str, options, skip: tuple[str, ...]) -> dict:
+    """The full verify suite, as `verify -n NS` runs it, as its VerifyReport."""
+    from .checks.catalogue import load_catalogue
+    from .checks.facts import VerifyFacts
+    from .checks.judges import JUDGES
+    from .checks.runner import run_until
+    from .report import verify_report
+
+    catalogue = load_catalogue()
+    run = run_until(catalogue, catalogue.select([], list(skip)), lambda: VerifyFacts(cluster, namespace, options),
+                    JUDGES, 0)
+    return verify_report(run, namespace)
+
+
+def verdict(model: UpgradeTimeline, ended: str, final: dict | None, settings: WatchSettings,
+            now: float) -> tuple[str, str, int]:
+    """(result, reason, exit code): 0 done and healthy, 1 verify failed or an outage too long, 4 unfinished."""
+    longest = model.longest_outage(now)
+    too_long = settings.max_outage_s is not None and longest > settings.max_outage_s
+    if too_long:
+        return ("fail", f"the longest outage lasted {longest:.1f}s, more than --max-outage "
+                        f"{settings.max_outage_s:g}s", ExitCode.FAILED)
+    if ended != "complete":
+        left = "; ".join(model.pending()) or "nothing"
+        why = "interrupted" if ended == "interrupted" else f"--timeout {settings.timeout_s:g}s reached"
+        return "inconclusive", f"{why} before the upgrade finished: {left}", ExitCode.INCONCLUSIVE
+    verify_result = (final or {}).get("result", "inconclusive")
+    if verify_result == "fail":
+        return "fail", "the upgrade finished but the final verify failed", ExitCode.FAILED
+    if verify_result == "inconclusive":
+        return "inconclusive", "the upgrade finished but the final verify was inconclusive", ExitCode.INCONCLUSIVE
+    outages = f"; longest outage {longest:.1f}s" if model.outages else "; no failed request"
+    return "pass", f"the upgrade finished and the final verify passed{outages}", ExitCode.OK
+
+
+def watch_settings(*, target_version: str | None, timeout: str, max_outage: str | None, interval: str):
+    """Check every flag before anything touches the cluster; the namespace comes from the kubeconfig."""
+    from .commands import build_verify_options
+    from .errors import BadInput
+    from .kube.config import parse_duration
+    from .plan import parse_target
+
+    target = parse_target(target_version) if target_version is not None else None
+    timeout_s = parse_duration(timeout, "--timeout")
+    if timeout_s is None:
+        raise BadInput("--timeout 0 would end the watch at once; give a duration such as 30m")
+    interval_s = parse_duration(interval, "--interval")
+    if interval_s is None or interval_s < 0.1:
+        raise BadInput(f"--interval {interval} is too short; use 100ms or more, such as 1s")
+    max_outage_s = parse_duration(max_outage, "--max-outage") or 0.0 if max_outage is not None else None
+    options = build_verify_options(client=None, probe_config=None, proxy_status_file=None, alpha=0.001, timeout_s=5.0)
+
+    def settings_for(cluster) -> WatchSettings:
+        return WatchSettings(cluster.target.namespace, target, timeout_s, max_outage_s, interval_s)
+
+    return settings_for, options

@@ -131,6 +131,7 @@ def test_dropped_watches_and_a_replaced_client_pod_are_gaps_not_outages(run_cli,
     (("--target-version", "latest"), '--target-version "latest" is not an Istio version'),
     (("--interval", "0"), "--interval 0 is too short"),
     (("--timeout", "soon"), 'invalid value "soon" for --timeout'),
+    (("--report", "/nonexistent-folder/upgrade.html"), "cannot write --report /nonexistent-folder/upgrade.html"),
 ])
 def test_bad_flags_are_usage_errors_before_any_request(run_cli, upgrade, args, message):
     sim, _, kubeconfig, _ = upgrade()

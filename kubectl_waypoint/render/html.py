@@ -14,7 +14,7 @@ _WIDTH = 1100
 _LABEL_W = 260
 _LANE_H = 26
 _GAP = 8
-_PALETTE = ("#8e9aaf", "#2f9e44", "#1c7ed6", "#f08c00", "#ae3ec9", "#0ca678", "#e8590c")
+_PALETTE = ("#8e9aaf", "#1c7ed6", "#7048e8", "#f08c00", "#ae3ec9", "#0b7285", "#e8590c")  # no red or green: those are requests
 _OK, _FAIL = "#2f9e44", "#e03131"
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#212529;background:#fff}

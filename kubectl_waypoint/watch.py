@@ -24,7 +24,7 @@ from .timeline import UpgradeTimeline
 
 log = logging.getLogger(__name__)
 
-PROBE_SESSION_S = 5.0  # one exec of curl covers this much of the watch; a stop waits at most this long
+PROBE_SESSION_S = 15.0  # one exec of curl covers this much of the watch (then the next one starts)
 REQUEST_TIMEOUT_S = 5.0  # as verify's probes: a slow answer under load is not an outage
 CLIENT_TRIES = 3  # client pods to try for a route before giving up on probing it
 _TICK_S = 0.2

@@ -105,7 +105,10 @@ def test_without_a_target_one_version_after_a_change_is_done(run_cli, upgrade):
     assert {v for c in doc["components"] for v in c["versions"]} == {TO_TAG}
 
 
-def test_dropped_watches_and_a_replaced_client_pod_are_gaps_not_outages(run_cli, upgrade):
+def test_dropped_watches_and_a_replaced_client_pod_are_gaps_not_outages(run_cli, upgrade, monkeypatch):
+    # The simulated cluster keeps an exec session running when its pod is deleted (a real kubelet
+    # ends it): short probe sessions make the prober meet the deletion on its next exec instead.
+    monkeypatch.setattr("kubectl_waypoint.watch.PROBE_SESSION_S", 1.0)
     sim, timeline, kubeconfig, play = upgrade(pace=0.3)
     client = sorted(p["metadata"]["name"] for p in sim.store.list("pods", "bookinfo")
                     if p["metadata"]["name"].startswith("details"))[0]
@@ -164,3 +167,10 @@ def test_demo_watch_follows_a_whole_simulated_upgrade(run_cli, monkeypatch):
     assert doc["result"] == "pass" and doc["targetVersion"] == TO_TAG
     (outage,) = doc["outages"]
     assert outage["rolling"] == ["waypoint bookinfo/waypoint"]
+
+
+def test_a_forbidden_watch_is_a_cluster_error_naming_the_permission(run_cli, upgrade):
+    sim, _, kubeconfig, _ = upgrade()
+    sim.deny("watch", "daemonsets", group="apps")
+    result = run_cli("watch", "--kubeconfig", kubeconfig, "--timeout", "30s", *FAST, expect=3)
+    assert "permission denied: you cannot watch daemonsets.apps at the cluster scope" in one_line_error(result.stderr)

@@ -281,7 +281,8 @@ class Cluster:
 
     # -- streaming (kube/watch.py) -------------------------------------------------------------
 
-    def stream_json_lines(self, path: str, query: dict, read_timeout: float) -> Iterator[dict]:
+    def stream_json_lines(self, path: str, query: dict, read_timeout: float, resource: Resource | None = None,
+                          namespace: str | None = None) -> Iterator[dict]:
         """One streaming GET (a watch): each newline-delimited JSON object as it arrives.
 
         No retries: the caller resumes from what it saw. Errors are request_json's, with 410 Gone as
@@ -302,7 +303,7 @@ class Cluster:
             if response.status == 410:
                 raise ContinueExpired(_status_message(response.read()) or "resource version too old")
             if response.status >= 300:
-                raise self._status_error(response.status, response.read(), path, None, None, "watch")
+                raise self._status_error(response.status, response.read(), path, resource, namespace, "watch")
             raw = getattr(response, "response", response)  # the urllib3 response under the client's wrapper
             pending, complete = b"", False
             try:

@@ -144,7 +144,8 @@ class Informer:
             query["labelSelector"] = self.source.label_selector
         self.watches += 1
         for line in self.cluster.stream_json_lines(self.source.resource.path(self.source.namespace), query,
-                                                   read_timeout=self.watch_seconds + 30):
+                                                   read_timeout=self.watch_seconds + 30,
+                                                   resource=self.source.resource, namespace=self.source.namespace):
             kind, obj = line.get("type"), line.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .errors import ClusterUnavailable, ExitCode, Inconclusive, WaypointError
 from .kube import resources as r
 from .kube.watch import Follower, Source
+from .render.watch import event_line
 from .timeline import UpgradeTimeline
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ def probe_targets(cluster, namespace: str, options) -> tuple[list[RouteTarget], 
     return targets, skipped
 
 
+class _Stopped(Exception):
+    """Raised from the probe's progress callback to end a session when the watch is over."""
+
+
 class RouteProber:
     """One thread per route: continuous probe sessions; every request's outcome onto `results`."""
 
@@ -112,6 +117,8 @@ class RouteProber:
             seen = {"ok": 0, "errors": 0}
 
             def progress(p, seen=seen) -> None:  # each new result, timed as it arrives
+                if self._stop.is_set():
+                    raise _Stopped()  # out of run_probe at the next result; its session closes the exec
                 now = self.clock()
                 for _ in range(p.ok - seen["ok"]):
                     self.results.put(("request", self.target.name, True, now))
@@ -123,6 +130,8 @@ class RouteProber:
                 run_probe(self.cluster, client, self.target.url, Expectation.answered(),
                           duration_s=max(PROBE_SESSION_S, self.interval_s), interval_s=self.interval_s,
                           timeout_s=REQUEST_TIMEOUT_S, progress=progress)
+            except _Stopped:
+                return
             except (Inconclusive, ClusterUnavailable) as exc:  # the client pod went away: choose another
                 clients.pop(0)
                 what = f"{client.namespace}/{client.pod}"
@@ -180,7 +189,7 @@ class WatchRun:
         else:
             lines = self.model.observe(event.type, event.source.resource.plural, event.obj or {}, at, event.initial)
         for line in lines:
-            self.emit(_line(line.time, line.message))
+            self.emit(event_line(line.time, line.message))
 
     def _drain_results(self) -> None:
         while True:
@@ -194,11 +203,7 @@ class WatchRun:
             else:
                 lines = self.model.gap(item[1], item[2] - self.started)
             for line in lines:
-                self.emit(_line(line.time, line.message))
-
-
-def _line(seconds: float, message: str) -> str:
-    return f"{seconds:7.1f}s  {message}"
+                self.emit(event_line(line.time, line.message))
 
 
 # ------------------------------------------------------------------------------------ the command
@@ -246,9 +251,10 @@ def run_watch(flags, *, settings_for: Callable[[object], WatchSettings], output:
         with report_out:
             report_out.write(watch_html(document, loop.model).encode("utf-8"))
     if live:
+        from .render.text import style_for
         from .render.watch import render_watch_summary
 
-        click.echo(render_watch_summary(document), nl=False)
+        click.echo(render_watch_summary(document, style_for(sys.stdout, no_colour)), nl=False)
     else:
         from .render.structured import dump
 

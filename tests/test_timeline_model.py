@@ -147,3 +147,17 @@ def test_memory_is_flat_over_many_requests():
     (None, "1.28", False)])
 def test_at_target(version, target, expected):
     assert at_target(version, parse_target(target)) is expected
+
+
+def test_the_table_never_passes_a_terminal_control_sequence():
+    from kubectl_waypoint.render.watch import event_line, render_watch_summary
+
+    model = UpgradeTimeline(None, STARTED)
+    hostile = "\x1b]0;pwned\x07\x1b[2J"
+    pod = {"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "istiod", "istio.io/rev": hostile}},
+           "spec": {"containers": [{"image": "x/pilot:1.28.0"}]}}
+    model.observe("ADDED", "pods", pod, 0.0, initial=True)
+    (event,) = model.request(hostile, False, 1.0)
+    text = render_watch_summary(model.report("ns", "inconclusive", hostile, 2.0, None, None)) + \
+        event_line(event.time, event.message)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;pwned" in text

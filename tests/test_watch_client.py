@@ -126,3 +126,22 @@ def test_a_resource_that_is_not_installed_is_not_followed(sim, cluster):
     assert _names([event]) == [("ADDED", sim.store.list("pods", "curl")[0]["metadata"]["name"])]
     assert follower.next(0.5) is None  # the Sail resource ended quietly
     follower.stop()
+
+
+def test_an_api_server_restart_is_survived_without_a_new_list(sim, cluster):
+    """A restart as a client sees it: open watches cut, then connections closed without an answer."""
+    informer = Informer(cluster, Source(PODS, "bookinfo"), sleep=lambda s: None)
+    stream = informer.events()
+    for _ in range(7):
+        next(stream)
+    pod = sim.store.list("pods", "bookinfo")[0]
+    sim.store.put(pod)
+    assert next(stream).type == "MODIFIED"  # the watch is open now
+    sim.add_fault(path="/pods$", close=True, times=2)
+    sim.store.events.drop_watches()
+    sim.store.put(pod)
+    gaps = [next(stream) for _ in range(3)]
+    assert [g.type for g in gaps] == ["GAP"] * 3
+    assert "closing the connection" in gaps[-1].message
+    assert _names([next(stream)]) == [("MODIFIED", pod["metadata"]["name"])]
+    assert informer.lists == 1

@@ -18,6 +18,7 @@ API_VERSION = "kubectl-waypoint/v1"
 CONFIRMING_SUCCESSES = 2  # successes in a row that end an outage
 MAX_EVENTS = 5_000  # a report past this many lines says how many it left out
 _WAYPOINT = "gateway.istio.io/managed"
+_SAIL_KINDS = {"istios": "Istio", "istiorevisions": "IstioRevision", "istiocnis": "IstioCNI", "ztunnels": "ZTunnel"}
 
 
 # ------------------------------------------------------------------------------------ components
@@ -118,8 +119,9 @@ class _Component:
     rolling_since: float = 0.0
     lane: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # ready pods per version, over time
 
-    def ready_counts(self) -> dict[str, int]:
-        return dict(Counter(v or "unknown" for v, ready in self.pods.values() if ready))
+    def ready_counts(self, fallback: str | None = None) -> dict[str, int]:
+        """Ready pods per version; `fallback` for pods whose image says none (Sail's spec.version)."""
+        return dict(Counter(v or fallback or "unknown" for v, ready in self.pods.values() if ready))
 
 
 class UpgradeTimeline:
@@ -130,6 +132,7 @@ class UpgradeTimeline:
         self.started_at = started_at
         self.components: dict[str, _Component] = {}
         self.gateways: dict[str, bool] = {}
+        self.sail: dict[str, str | None] = {}  # "Kind/name" -> spec.version
         self.events: list[TimelineEvent] = []
         self.events_left_out = 0
         self.outages: list[Outage] = []
@@ -146,6 +149,8 @@ class UpgradeTimeline:
         """
         if plural == "gateways":
             return self._gateway(change, obj, at)
+        if plural in _SAIL_KINDS:
+            return self._sail(_SAIL_KINDS[plural], change, obj, at)
         found = component_of(obj)
         if found is None and plural == "pods" and change == "DELETED":
             found = self._component_with_pod(obj)
@@ -209,7 +214,7 @@ class UpgradeTimeline:
         reasons = []
         versions = set()
         for name, component in sorted(self.components.items()):
-            counts = Counter(v for v, _ in component.pods.values())
+            counts = Counter(v or self._sail_version(name) for v, _ in component.pods.values())
             versions.update(counts)
             if component.rolling:
                 reasons.append(f"{name} is still rolling out")
@@ -248,7 +253,8 @@ class UpgradeTimeline:
             if component.pods.pop(pod_name, None) is not None:
                 events += self._emit(at, "PodDeleted", label, f"{name} pod {label}{where} deleted")
         else:
-            state = (pod_version(pod), _ready(pod))
+            # A digest-pinned pod runs what Sail asked for when it was created; kept, not re-read later.
+            state = (pod_version(pod) or self._sail_version(name), _ready(pod))
             component.pods[pod_name] = state
             if before is None and not initial:
                 events += self._emit(at, "PodCreated", label, f"{name} pod {label}{where} created ({state[0]})")
@@ -258,7 +264,7 @@ class UpgradeTimeline:
         return events + self._versions(name, component, at)
 
     def _versions(self, name: str, component: _Component, at: float) -> list[TimelineEvent]:
-        counts = component.ready_counts()
+        counts = component.ready_counts(self._sail_version(name))
         if not component.lane or component.lane[-1][1] != counts:
             component.lane.append((at, counts))
         known = [v for v in counts if v != "unknown"]
@@ -307,6 +313,33 @@ class UpgradeTimeline:
             return self._emit(at, "GatewayProgrammed", label, f"waypoint Gateway {label} Programmed again")
         return self._emit(at, "GatewayNotProgrammed", label, f"waypoint Gateway {label} lost Programmed")
 
+    def _sail(self, kind: str, change: str, obj: dict, at: float) -> list[TimelineEvent]:
+        """A Sail CR's spec.version: what the operator is asked to roll out."""
+        label = f"{kind}/{(obj.get('metadata') or {}).get('name', '')}"
+        if change == "DELETED":
+            self.sail.pop(label, None)
+            return []
+        version = (obj.get("spec") or {}).get("version")
+        version = str(version) if version is not None else None
+        known = label in self.sail
+        before, self.sail[label] = self.sail.get(label), version
+        if not known or before == version:
+            return []
+        return self._emit(at, "SailVersionChange", label, f"Sail {label}: spec.version {before} -> {version}",
+                          before, version)
+
+    def _sail_version(self, component: str) -> str | None:
+        """The version Sail was asked for, for pods pinned by digest (as `skew` reads it too)."""
+        if component in ("ztunnel", "istio-cni"):
+            kind = "ZTunnel" if component == "ztunnel" else "IstioCNI"
+            versions = {v for label, v in self.sail.items() if label.startswith(kind + "/") and v}
+        elif component.startswith("istiod"):
+            revision = component.partition("-")[2] or "default"
+            versions = {v for label, v in self.sail.items() if label == f"IstioRevision/{revision}" and v}
+        else:
+            return None
+        return versions.pop().lstrip("v") if len(versions) == 1 else None
+
     def _component_with_pod(self, pod: dict) -> tuple[str, str] | None:
         pod_name = (pod.get("metadata") or {}).get("name")
         for name, component in self.components.items():
@@ -349,7 +382,7 @@ class UpgradeTimeline:
             "reason": reason, "targetVersion": str(self.target) if self.target else None,
             "startedAt": self.timestamp(0.0), "durationSeconds": round(now, 3),
             "maxOutageSeconds": max_outage, "longestOutageSeconds": round(self.longest_outage(now), 3),
-            "components": [{"name": name, "versions": c.ready_counts(), "rolling": c.rolling}
+            "components": [{"name": name, "versions": c.ready_counts(self._sail_version(name)), "rolling": c.rolling}
                            for name, c in sorted(self.components.items())],
             "pending": self.pending(),
             "requests": dict(sorted(self.requests.items())),

@@ -46,6 +46,11 @@ def mesh_sources(namespace: str) -> list[Source]:
     ]
 
 
+def sail_sources() -> list[Source]:
+    """The Sail operator's CRs, where it is installed (elsewhere each ends after one 404 list)."""
+    return [Source(resource) for resource in (r.SAIL_ISTIOS, r.SAIL_REVISIONS, r.SAIL_CNIS, r.SAIL_ZTUNNELS)]
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     namespace: str
@@ -231,7 +236,7 @@ def run_watch(flags, *, settings_for: Callable[[object], WatchSettings], output:
     targets, skipped = probe_targets(cluster, settings.namespace, verify_options)
     results: queue.Queue = queue.Queue()
     watch_clock = time.monotonic
-    follower = Follower(cluster, mesh_sources(settings.namespace)).start()
+    follower = Follower(cluster, mesh_sources(settings.namespace) + sail_sources()).start()
     probers = [RouteProber(cluster, t, settings.interval_s, results, watch_clock).start() for t in targets]
     if live:
         target = f" to {settings.target}" if settings.target else ""

@@ -161,3 +161,30 @@ def test_the_table_never_passes_a_terminal_control_sequence():
     text = render_watch_summary(model.report("ns", "inconclusive", hostile, 2.0, None, None)) + \
         event_line(event.time, event.message)
     assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;pwned" in text
+
+
+def test_a_sail_version_change_is_an_event():
+    sim = SimCluster("sail")
+    model = UpgradeTimeline(None, STARTED)
+    for plural in ("istiorevisions", "ztunnels"):
+        for obj in sim.store.list(plural):
+            model.observe("ADDED", plural, obj, 0.0, initial=True)
+    ztunnel = sim.store.list("ztunnels")[0]
+    ztunnel["spec"]["version"] = "v1.29.0"
+    (event,) = model.observe("MODIFIED", "ztunnels", ztunnel, 4.0)
+    assert (event.kind, event.message) == ("SailVersionChange", "Sail ZTunnel/default: spec.version v1.28.6 -> v1.29.0")
+    assert model.observe("MODIFIED", "ztunnels", ztunnel, 5.0) == []  # status updates alone say nothing
+
+
+def test_digest_pinned_pods_take_the_version_sail_asked_for_when_they_were_created():
+    sim = SimCluster("sail")  # ztunnel pinned by digest, ZTunnel.spec.version v1.28.6
+    model = UpgradeTimeline(parse_target("1.28.6"), STARTED)
+    for plural in ("ztunnels", "pods", "daemonsets"):
+        for obj in sim.store.list(plural):
+            model.observe("ADDED", plural, obj, 0.0, initial=True)
+    assert {c["name"]: c["versions"] for c in model.report("x", "pass", "", 1.0, None, None)["components"]}[
+        "ztunnel"] == {"1.28.6": 3}
+    ztunnel = sim.store.list("ztunnels")[0]
+    ztunnel["spec"]["version"] = "v1.29.0"
+    model.observe("MODIFIED", "ztunnels", ztunnel, 2.0)
+    assert not any(p.startswith("ztunnel") for p in model.pending())  # the running pods did not change

@@ -13,7 +13,7 @@ import pytest
 from conftest import one_line_error
 from kubectl_waypoint.sim import SimCluster
 from kubectl_waypoint.sim.timeline import FROM_TAG, TO_TAG, upgrade_timeline
-from kubectl_waypoint.watch import mesh_sources
+from kubectl_waypoint.watch import mesh_sources, sail_sources
 
 FAST = ("--interval", "200ms")
 
@@ -23,14 +23,14 @@ def upgrade(tmp_path):
     """A simulated cluster before the upgrade; `play()` starts the upgrade once the watch is listening."""
     started = []
 
-    def make(pace=0.25, waypoint_outage=0.0, scenario="bookinfo"):
+    def make(pace=0.25, waypoint_outage=0.0, scenario="bookinfo", tags=(FROM_TAG, TO_TAG)):
         sim = SimCluster(scenario).start()
         started.append(sim)
-        timeline = upgrade_timeline(sim, pace=pace, waypoint_outage=waypoint_outage)
+        timeline = upgrade_timeline(sim, *tags, pace=pace, waypoint_outage=waypoint_outage)
         kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"), namespace="bookinfo")
 
-        def play_when_watched():  # the upgrade starts when every informer is watching, as an operator would
-            timeline.play_when(lambda: timeline.watchers() >= len(mesh_sources("bookinfo")))
+        def play_when_watched(watchers=len(mesh_sources("bookinfo"))):  # once everything is watched
+            timeline.play_when(lambda: timeline.watchers() >= watchers)
 
         return sim, timeline, kubeconfig, play_when_watched
 
@@ -174,3 +174,15 @@ def test_a_forbidden_watch_is_a_cluster_error_naming_the_permission(run_cli, upg
     sim.deny("watch", "daemonsets", group="apps")
     result = run_cli("watch", "--kubeconfig", kubeconfig, "--timeout", "30s", *FAST, expect=3)
     assert "permission denied: you cannot watch daemonsets.apps at the cluster scope" in one_line_error(result.stderr)
+
+
+def test_a_sail_cluster_is_followed_through_its_crs_too(run_cli, upgrade):
+    sim, _, kubeconfig, play = upgrade(scenario="sail", tags=("1.27.3", "1.28.6"), pace=0.1)
+    play(watchers=len(mesh_sources("bookinfo")) + len(sail_sources()))
+    doc = run_cli("watch", "--kubeconfig", kubeconfig, "--target-version", "1.28.6", "--timeout", "60s", *FAST,
+                  "-o", "json").json
+    assert doc["result"] == "pass"
+    versions = {c["name"]: c["versions"] for c in doc["components"]}
+    assert versions["ztunnel"] == {"1.28.6": 3}  # pinned by digest: the version Sail's ZTunnel asks for
+    watched = {r.resource for r in sim.requests if r.verb == "watch"}
+    assert {"istios", "istiorevisions", "istiocnis", "ztunnels"} <= watched

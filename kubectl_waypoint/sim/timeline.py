@@ -130,10 +130,10 @@ def upgrade_timeline(sim: SimCluster, from_tag: str = FROM_TAG, to_tag: str = TO
     plan = _Plan(store, pace)
     for deployment in _mesh_deployments(store, waypoints=False):
         plan.roll_deployment(deployment, from_tag, to_tag, outage=0.0)
-    for name in _NODE_AGENTS:
-        daemonset = store.get("daemonsets", "istio-system", name)
-        if daemonset is not None:
-            plan.roll_daemonset(daemonset, from_tag, to_tag)
+    for name in _NODE_AGENTS:  # in whichever namespace they run (Sail puts ztunnel in its own)
+        for daemonset in store.list("daemonsets"):
+            if daemonset["metadata"]["name"] == name and _is_mesh_component(daemonset):
+                plan.roll_daemonset(daemonset, from_tag, to_tag)
     for deployment in _mesh_deployments(store, waypoints=True):
         plan.roll_deployment(deployment, from_tag, to_tag, outage=waypoint_outage)
     return Timeline(sim, plan.steps)

@@ -117,6 +117,7 @@ class _Component:
     desired: int = 0
     rolling: bool = False
     rolling_since: float = 0.0
+    rollouts: list[list] = field(default_factory=list)  # [start, end or None] of each rollout seen
     lane: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # ready pods per version, over time
 
     def ready_counts(self, fallback: str | None = None) -> dict[str, int]:
@@ -177,7 +178,7 @@ class UpgradeTimeline:
         outage = self._open.get(route)
         if not ok:
             if outage is None:
-                outage = Outage(route, at, rolling=self.rolling())
+                outage = Outage(route, at, rolling=self.rolling_during(at, at))
                 self._open[route] = outage
                 self.outages.append(outage)
                 rolling = f" while {', '.join(outage.rolling)} rolled" if outage.rolling else ""
@@ -185,9 +186,6 @@ class UpgradeTimeline:
                 return self._emit(at, "OutageStarted", route, f"outage on {route} started{rolling}")
             outage.failed += 1
             outage.recovering, outage.successes = None, 0
-            for name in self.rolling():
-                if name not in outage.rolling:
-                    outage.rolling.append(name)
             return []
         if outage is None:
             return []
@@ -199,6 +197,7 @@ class UpgradeTimeline:
         if outage.successes < CONFIRMING_SUCCESSES:
             return []
         outage.end = outage.recovering
+        outage.rolling = self.rolling_during(outage.start, outage.end)
         del self._open[route]
         return self._emit(at, "OutageEnded", route,
                           f"outage on {route} ended after {outage.duration:.1f}s ({outage.failed} failed requests)")
@@ -208,6 +207,11 @@ class UpgradeTimeline:
     def rolling(self) -> list[str]:
         """Components whose rollout is under way now."""
         return sorted(name for name, c in self.components.items() if c.rolling)
+
+    def rolling_during(self, start: float, end: float) -> list[str]:
+        """Components whose rollout overlapped [start, end] (results arrive a moment after the fact)."""
+        return sorted(name for name, c in self.components.items()
+                      if any(s <= end and (e is None or e >= start) for s, e in c.rollouts))
 
     def pending(self) -> list[str]:
         """Why the upgrade is not finished yet (empty: it is)."""
@@ -293,7 +297,10 @@ class UpgradeTimeline:
         component.rolling = rolling
         if rolling:
             component.rolling_since = at
+            component.rollouts.append([at, None])
             return self._emit(at, "RolloutStarted", name, f"{name}: {label} rollout started")
+        if component.rollouts:
+            component.rollouts[-1][1] = at
         return self._emit(at, "RolloutFinished", name,
                           f"{name}: {label} rollout finished after {at - component.rolling_since:.1f}s")
 

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,29 +64,88 @@ class WatchSettings:
 
 @dataclass(frozen=True)
 class RouteTarget:
+    """One steady request stream: what is sent, from where, and what each answer must be."""
+
     name: str  # as shown: "HTTPRoute reviews -> Service reviews"
     url: str
     clients: list  # ClientPod, best first
+    method: str = "GET"
+    denied: bool = False  # the policy must refuse it (a refusal at L7 or L4 is as expected)
 
 
 def probe_targets(cluster, namespace: str, options) -> tuple[list[RouteTarget], list[str]]:
-    """The routes verify would probe, each with the clients verify would choose; and why some are not probed."""
+    """The routes and policies verify would probe, each with clients chosen as verify does; and why some are not.
+
+    Per ALLOW policy two streams: from an allowed principal (must be answered) and, when the policy
+    names its principals, from another one (must be refused).
+    """
     from .checks.facts import VerifyFacts
-    from .checks.traffic import route_plans
+    from .checks.traffic import policy_plans, route_plans
 
     facts = VerifyFacts(cluster, namespace, options)
     targets, skipped = [], []
+
+    def add(subject: str, url: str | None, clients: list, **how) -> None:
+        if clients:
+            targets.append(RouteTarget(subject, url, clients[:CLIENT_TRIES], **how))
+        else:
+            skipped.append(f"{subject}: no suitable ready, mesh-enrolled client pod")
+
     for plan in route_plans(facts):
         if plan.skip or not plan.url:
             skipped.append(f"{plan.subject}: {plan.skip}")
             continue
-        clients = [c for c in facts.client_candidates
-                   if not any(all(c.labels.get(k) == v for k, v in s.items()) for s in plan.exclude_selectors)]
-        if not clients:
-            skipped.append(f"{plan.subject}: no ready, mesh-enrolled client pod")
+        add(plan.subject, plan.url, [c for c in facts.client_candidates if not _selected(c, plan.exclude_selectors)])
+    for plan in policy_plans(facts):
+        if plan.skip or not plan.url:
+            skipped.append(f"{plan.subject}: {plan.skip}")
             continue
-        targets.append(RouteTarget(plan.subject, plan.url, clients[:CLIENT_TRIES]))
+        method = plan.methods[0] if plan.methods else "GET"
+        outside = [c for c in facts.client_candidates if not _selected(c, [plan.target_selector])]
+        add(f"{plan.subject} (allowed)", plan.url, [c for c in outside if _allowed(plan, c)], method=method)
+        if (None, None) not in plan.allowed_principals:
+            add(f"{plan.subject} (denied principal)", plan.url, [c for c in outside if not _allowed(plan, c)],
+                method=method, denied=True)
     return targets, skipped
+
+
+def _selected(client, selectors: list[dict]) -> bool:
+    return any(s and all(client.labels.get(k) == v for k, v in s.items()) for s in selectors)
+
+
+def _allowed(plan, client) -> bool:
+    return any((ns is None or ns == client.namespace) and (sa is None or sa == client.service_account)
+               for ns, sa in plan.allowed_principals)
+
+
+class ConfirmedResults:
+    """Each request's outcome, from the probe engine's running counts of answers as expected and not.
+
+    curl reports a failed transfer on stderr before its result, and the engine counts it as an
+    error until the result arrives; on a stream that must be refused, that result is as expected
+    and the error count goes down again. So a failure is passed on only once every report for
+    SETTLE_S seconds has counted it (with the time of the first of those reports); successes at once.
+    """
+
+    SETTLE_S = 0.5  # a result follows curl's error line within milliseconds
+
+    def __init__(self) -> None:
+        self.ok = self.failed = 0
+        self.reports: deque[tuple[float, int]] = deque()  # (time, errors) of recent reports
+
+    def update(self, ok: int, errors: int, now: float) -> list[tuple[bool, float]]:
+        self.reports.append((now, errors))
+        while len(self.reports) > 1 and self.reports[1][0] <= now - self.SETTLE_S:
+            self.reports.popleft()  # keep one report at least SETTLE_S old, and all since
+        outcomes: list[tuple[bool, float]] = []
+        since, _ = self.reports[0]
+        if since <= now - self.SETTLE_S:
+            confirmed = min(e for _, e in self.reports)
+            outcomes += [(False, since)] * max(0, confirmed - self.failed)
+            self.failed = max(self.failed, confirmed)
+        outcomes += [(True, now)] * max(0, ok - self.ok)
+        self.ok = ok
+        return outcomes
 
 
 class _Stopped(Exception):
@@ -119,20 +179,17 @@ class RouteProber:
         clients = list(self.target.clients)
         while clients and not self._stop.is_set():
             client = clients[0]
-            seen = {"ok": 0, "errors": 0}
+            counts = ConfirmedResults()
 
-            def progress(p, seen=seen) -> None:  # each new result, timed as it arrives
+            def progress(p, counts=counts) -> None:
                 if self._stop.is_set():
                     raise _Stopped()  # out of run_probe at the next result; its session closes the exec
-                now = self.clock()
-                for _ in range(p.ok - seen["ok"]):
-                    self.results.put(("request", self.target.name, True, now))
-                for _ in range(p.errors - seen["errors"]):
-                    self.results.put(("request", self.target.name, False, now))
-                seen.update(ok=p.ok, errors=max(p.errors, seen["errors"]))
+                for ok, at in counts.update(p.ok, p.errors, self.clock()):
+                    self.results.put(("request", self.target.name, ok, at))
 
             try:
-                run_probe(self.cluster, client, self.target.url, Expectation.answered(),
+                expectation = Expectation.denial("any") if self.target.denied else Expectation.answered()
+                run_probe(self.cluster, client, self.target.url, expectation, method=self.target.method,
                           duration_s=max(PROBE_SESSION_S, self.interval_s), interval_s=self.interval_s,
                           timeout_s=REQUEST_TIMEOUT_S, progress=progress)
             except _Stopped:
@@ -159,11 +216,13 @@ class WatchRun:
         self.started = clock()
         self.model = UpgradeTimeline(settings.target, datetime.datetime.now(datetime.timezone.utc))
         self.ended = ""  # complete | timeout | interrupted
+        self.settle_s = ConfirmedResults.SETTLE_S + 2 * settings.interval_s if probers else 0.0
 
     def elapsed(self) -> float:
         return self.clock() - self.started
 
     def run(self) -> str:
+        complete_since = None
         try:
             while True:
                 event = self.follower.next(_TICK_S)
@@ -171,8 +230,13 @@ class WatchRun:
                     self._follow(event)
                 self._drain_results()
                 if self.follower.synced() and self.follower.queue.empty() and not self.model.pending():
-                    self.ended = "complete"
-                    break
+                    # the last requests' failures are confirmed a moment later: done once it stays done
+                    complete_since = complete_since if complete_since is not None else self.elapsed()
+                    if self.elapsed() - complete_since >= self.settle_s:
+                        self.ended = "complete"
+                        break
+                else:
+                    complete_since = None
                 if self.elapsed() >= self.settings.timeout_s:
                     self.ended = "timeout"
                     break
@@ -241,7 +305,7 @@ def run_watch(flags, *, settings_for: Callable[[object], WatchSettings], output:
     if live:
         target = f" to {settings.target}" if settings.target else ""
         click.echo(f"Watching the upgrade{target} from namespace {settings.namespace}: "
-                   f"{len(targets)} route(s) probed every {settings.interval_s:g}s"
+                   f"{len(targets)} request stream(s), one request every {settings.interval_s:g}s each"
                    + "".join(f"\n  not probed: {s}" for s in skipped))
     loop = WatchRun(cluster, settings, follower, probers, results, emit, watch_clock)
     ended = loop.run()

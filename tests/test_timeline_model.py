@@ -188,3 +188,18 @@ def test_digest_pinned_pods_take_the_version_sail_asked_for_when_they_were_creat
     ztunnel["spec"]["version"] = "v1.29.0"
     model.observe("MODIFIED", "ztunnels", ztunnel, 2.0)
     assert not any(p.startswith("ztunnel") for p in model.pending())  # the running pods did not change
+
+
+def test_a_provisional_failure_taken_back_by_its_result_is_not_a_failure():
+    from kubectl_waypoint.watch import ConfirmedResults
+
+    counts = ConfirmedResults()
+    # (ok, errors) as the engine reports them: curl's error lines first, then the results
+    assert counts.update(1, 0, 1.0) == [(True, 1.0)]
+    assert counts.update(1, 1, 2.0) == []  # curl said a transfer failed; its result is not in yet
+    assert counts.update(1, 3, 2.001) == []  # two more
+    assert counts.update(4, 0, 2.002) == [(True, 2.002)] * 3  # the results: refusals, as expected
+    assert counts.update(4, 1, 3.0) == []
+    assert counts.update(5, 1, 3.2) == [(True, 3.2)]
+    assert counts.update(6, 1, 3.6) == [(False, 3.0), (True, 3.6)]  # counted for 0.5 s: a failure, from 3.0
+    assert counts.update(7, 1, 4.0) == [(True, 4.0)]

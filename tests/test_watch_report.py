@@ -68,8 +68,9 @@ def test_the_report_renders_in_chromium_without_console_errors(report, tmp_path)
     svg = re.search(r"<svg.*?</svg>", dom, re.S).group(0)
     lanes = [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if not re.fullmatch(r"[0-9.]+s", t)]
     assert lanes == ["istio-cni", "istiod", "waypoint bookinfo/waypoint", "ztunnel",
+                     "AuthorizationPolic\u2026oductpage (allowed)", "AuthorizationPolic\u2026 (denied principal)",
                      "HTTPRoute reviews -&gt; Service reviews"]
-    assert svg.count('class="outage"') == 1 and 'fill="#e03131"' in svg  # shaded, and failed requests drawn
+    assert svg.count('class="outage"') == 2 and 'fill="#e03131"' in svg  # shaded, and failed requests drawn
     shot = tmp_path / "report.png"
     done = chromium(str(report), f"--screenshot={shot}", "--window-size=1200,900")
     assert done.returncode == 0 and shot.stat().st_size > 20_000

@@ -124,7 +124,8 @@ def _ticks(duration: float) -> list[float]:
 
 
 def _short(route: str) -> str:
-    return route if len(route) <= 38 else route[:37] + "\u2026"
+    """At most 38 characters, keeping both ends: "(allowed)" and "(denied principal)" must stay apart."""
+    return route if len(route) <= 38 else route[:18] + "\u2026" + route[-19:]
 
 
 def _version_key(version: str) -> tuple:

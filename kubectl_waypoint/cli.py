@@ -284,7 +284,8 @@ def watch(flags, target_version: str | None, timeout: str, max_outage: str | Non
     """Follow a live upgrade: versions as they roll, outages as they happen, verify at the end.
 
     Watches istiod, istio-cni, ztunnel and the namespace's waypoints (the watch API, no polling),
-    probes the namespace's routes continuously, and prints each change with the time since start.
+    probes the namespace's routes and authorization policies continuously, and prints each change
+    with the time since start.
     Exit 0 when the upgrade finished and the final verify passed, 1 when verify failed or an
     outage exceeded --max-outage, 4 at --timeout. Ctrl-C prints the report so far.
     """

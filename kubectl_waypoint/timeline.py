@@ -231,7 +231,6 @@ class UpgradeTimeline:
                     reasons.append(f"{name} has {behind} pod(s) not at {self.target}")
         if not self.components:
             reasons.append("no mesh component seen yet")
-        reasons += [f"{route} is failing (since {o.start:.1f}s)" for route, o in sorted(self._open.items())]
         if self.target is None:
             if len(versions) > 1:
                 reasons.append(f"components run {len(versions)} versions: {', '.join(sorted(map(str, versions)))}")

@@ -59,7 +59,6 @@ class WatchSettings:
     timeout_s: float
     max_outage_s: float | None
     interval_s: float
-    verify_skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -311,7 +310,10 @@ def run_watch(flags, *, settings_for: Callable[[object], WatchSettings], output:
     ended = loop.run()
     final = None
     if ended == "complete":
-        final = final_verify(cluster, settings.namespace, verify_options, settings.verify_skip)
+        try:
+            final = final_verify(cluster, settings.namespace, verify_options)
+        except KeyboardInterrupt:  # Ctrl-C during the final verify: the report so far, still
+            ended = "interrupted"
     result, reason, code = verdict(loop.model, ended, final, settings, loop.elapsed())
     document = loop.model.report(settings.namespace, result, reason, loop.elapsed(), final, settings.max_outage_s)
     if report_out is not None:
@@ -339,7 +341,7 @@ def _open_report(path: str | None):
     return _open_for_writing(path, "--report")
 
 
-def final_verify(cluster, namespace: str, options, skip: tuple[str, ...]) -> dict:
+def final_verify(cluster, namespace: str, options) -> dict:
     """The full verify suite, as `verify -n NS` runs it, as its VerifyReport."""
     from .checks.catalogue import load_catalogue
     from .checks.facts import VerifyFacts
@@ -348,8 +350,7 @@ def final_verify(cluster, namespace: str, options, skip: tuple[str, ...]) -> dic
     from .report import verify_report
 
     catalogue = load_catalogue()
-    run = run_until(catalogue, catalogue.select([], list(skip)), lambda: VerifyFacts(cluster, namespace, options),
-                    JUDGES, 0)
+    run = run_until(catalogue, catalogue.select([], []), lambda: VerifyFacts(cluster, namespace, options), JUDGES, 0)
     return verify_report(run, namespace)
 
 
@@ -362,7 +363,7 @@ def verdict(model: UpgradeTimeline, ended: str, final: dict | None, settings: Wa
         return ("fail", f"the longest outage lasted {longest:.1f}s, more than --max-outage "
                         f"{settings.max_outage_s:g}s", ExitCode.FAILED)
     if ended != "complete":
-        left = "; ".join(model.pending()) or "nothing"
+        left = "; ".join(model.pending()) or "the final verify"
         why = "interrupted" if ended == "interrupted" else f"--timeout {settings.timeout_s:g}s reached"
         return "inconclusive", f"{why} before the upgrade finished: {left}", ExitCode.INCONCLUSIVE
     verify_result = (final or {}).get("result", "inconclusive")

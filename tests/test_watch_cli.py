@@ -189,3 +189,14 @@ def test_a_sail_cluster_is_followed_through_its_crs_too(run_cli, upgrade):
     assert versions["ztunnel"] == {"1.28.6": 3}  # pinned by digest: the version Sail's ZTunnel asks for
     watched = {r.resource for r in sim.requests if r.verb == "watch"}
     assert {"istios", "istiorevisions", "istiocnis", "ztunnels"} <= watched
+
+
+def test_a_final_verify_that_fails_is_exit_1_and_an_unenforced_policy_an_open_outage(run_cli, upgrade):
+    _, _, kubeconfig, play = upgrade(scenario="authz-not-enforced", pace=0.1)
+    play()
+    doc = run_cli("watch", "--kubeconfig", kubeconfig, "--target-version", TO_TAG, "--timeout", "60s", *FAST,
+                  "-o", "json", expect=1).json
+    assert (doc["result"], doc["reason"]) == ("fail", "the upgrade finished but the final verify failed")
+    assert doc["finalVerify"]["result"] == "fail"
+    (outage,) = doc["outages"]  # the denied principal was answered from the start, and still is
+    assert outage["route"].endswith("(denied principal)") and outage["end"] is None

@@ -352,12 +352,16 @@ def probe(flags, output: str, **options) -> int:
               help="Simulated cluster to start (see --list-scenarios).")
 @click.option("--list-scenarios", is_flag=True, help="List the simulated scenarios and exit.")
 @click.option("--serve", is_flag=True, help="Keep the simulated cluster running and print the kubeconfig to use.")
+@click.option("--watch", "watch_upgrade", is_flag=True,
+              help="Run `watch` through a whole simulated upgrade (under a minute).")
 @output_option("table", "json", "yaml")
 @common_options
-def demo(scenario: str, list_scenarios: bool, serve: bool, output: str) -> int:
+def demo(scenario: str, list_scenarios: bool, serve: bool, watch_upgrade: bool, output: str) -> int:
     """Run the checks against a built-in simulated ambient cluster on loopback."""
-    from .demo import list_demo_scenarios, run_demo, serve_demo
+    from .demo import list_demo_scenarios, run_demo, serve_demo, watch_demo
 
+    if watch_upgrade:
+        return watch_demo(output=output, no_colour=_settings().get("no_color", False))
     if list_scenarios:
         emit(list_demo_scenarios())
         return ExitCode.OK
@@ -407,7 +411,7 @@ def explain(check_id: str) -> int:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("-n", "--namespace", metavar="NS",
               help="Grant the namespaced reads and exec in this namespace only (default: every namespace).")
-@click.option("--command", "command_name", default="all", show_default=True, metavar="skew|verify|probe|all",
+@click.option("--command", "command_name", default="all", show_default=True, metavar="skew|verify|probe|watch|all",
               help="The command to grant (all: every command).")
 @click.option("--control-plane-namespace", default="istio-system", show_default=True, metavar="NS",
               help="Where istiod runs (verify execs into it to read its sync status).")
@@ -429,6 +433,39 @@ def rbac(namespace, command_name: str, control_plane_namespace: str, users, grou
     if not subjects:
         click.echo("note: no --user, --group or --serviceaccount given, so no bindings were printed", err=True)
     return ExitCode.OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@cluster_options(all_namespaces=False)
+@click.option("--target-version", metavar="VERSION",
+              help="Done when every component runs VERSION (default: when all run one version, rollouts finished).")
+@click.option("--timeout", "timeout", default="30m", show_default=True, metavar="DURATION",
+              help="Give up (exit 4) when the upgrade has not finished by then.")
+@click.option("--max-outage", metavar="DURATION",
+              help="Fail (exit 1) when a route failed for longer than this (default: outages are only reported).")
+@click.option("--interval", default="1s", show_default=True, metavar="DURATION",
+              help="One probe request per route this often.")
+@click.option("--report", "report_file", metavar="FILE.html",
+              help="Also write a self-contained HTML timeline of the upgrade.")
+@output_option("table", "json", "yaml")
+@common_options
+@with_cluster_flags
+def watch(flags, target_version: str | None, timeout: str, max_outage: str | None, interval: str,
+          report_file: str | None, output: str) -> int:
+    """Follow a live upgrade: versions as they roll, outages as they happen, verify at the end.
+
+    Watches istiod, istio-cni, ztunnel and the namespace's waypoints (the watch API, no polling),
+    probes the namespace's routes and authorization policies continuously, and prints each change
+    with the time since start.
+    Exit 0 when the upgrade finished and the final verify passed, 1 when verify failed or an
+    outage exceeded --max-outage, 4 at --timeout. Ctrl-C prints the report so far.
+    """
+    from .watch import run_watch, watch_settings
+
+    settings_for, options = watch_settings(target_version=target_version, timeout=timeout, max_outage=max_outage,
+                                           interval=interval)
+    return run_watch(flags, settings_for=settings_for, output=output, report_file=report_file,
+                     no_colour=_settings().get("no_color", False), verify_options=options)
 
 
 # kubectl's plugin completion protocol: a hidden `__complete` command; completers attach by parameter name.

@@ -155,3 +155,29 @@ def serve_demo(scenario_name: str, *, stop: threading.Event | None = None) -> in
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return ExitCode.OK
+
+
+def watch_demo(*, output: str, no_colour: bool, report_file: str | None = None, pace: float = 1.0) -> int:
+    """`kubectl waypoint watch` following a whole simulated upgrade (about half a minute at pace 1)."""
+    from .kube.config import ClusterFlags
+    from .sim import SimCluster
+    from .sim.timeline import TO_TAG, upgrade_timeline
+    from .watch import mesh_sources, run_watch, watch_settings
+
+    folder = tempfile.mkdtemp(prefix="kubectl-waypoint-demo-")
+    with SimCluster("bookinfo", tls=True) as sim:
+        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"), namespace=DEMO_NAMESPACE)
+        timeline = upgrade_timeline(sim, pace=pace, waypoint_outage=3.0 * pace)
+        if output == "table":
+            click.echo(f"Simulated cluster: an upgrade to {TO_TAG}: istiod, istio-cni and ztunnel node by node, then "
+                       f"the waypoint, which drops traffic for {3.0 * pace:g}s while it is replaced\n"
+                       f"$ kubectl waypoint watch -n {DEMO_NAMESPACE} --target-version {TO_TAG} --interval 250ms\n")
+        timeline.play_when(lambda: timeline.watchers() >= len(mesh_sources(DEMO_NAMESPACE)))
+        settings_for, options = watch_settings(target_version=TO_TAG, timeout="2m", max_outage=None,
+                                               interval="250ms")
+        try:
+            return run_watch(ClusterFlags(kubeconfig=kubeconfig), settings_for=settings_for, output=output,
+                             report_file=report_file, no_colour=no_colour, verify_options=options)
+        finally:
+            timeline.stop()
+            shutil.rmtree(folder, ignore_errors=True)

@@ -54,18 +54,22 @@ def granted(document: dict) -> set[tuple[str, str, str]]:
 
 def test_cluster_role_is_exactly_what_the_preflight_asks_for(cluster):
     _, client, asked = cluster("sail")  # every optional API group installed
-    for command, namespace in (("skew", None), ("skew", NAMESPACE), ("verify", NAMESPACE), ("probe", NAMESPACE)):
+    for command, namespace in (("skew", None), ("skew", NAMESPACE), ("verify", NAMESPACE), ("probe", NAMESPACE),
+                               ("watch", NAMESPACE)):
         assert preflight(client, command, namespace) == []
     (role,) = yaml.safe_load_all(render_cluster_role())
     assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "kubectl-waypoint"
     assert granted(role) == {(group, resource, verb) for _, group, resource, verb in asked}
     assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= granted(role)  # a WebSocket exec needs both
-    assert not any(verb in ("update", "patch", "delete", "deletecollection", "watch") for _, _, verb in granted(role))
+    assert not any(verb in ("update", "patch", "delete", "deletecollection") for _, _, verb in granted(role))
+    watched = {resource for _, resource, verb in granted(role) if verb == "watch"}  # only what watch follows
+    assert watched == {"pods", "deployments", "daemonsets", "gateways", "istios", "istiorevisions", "istiocnis",
+                       "ztunnels"}
 
 
 def test_role_variant_grants_each_namespace_exactly_what_is_asked_there(cluster):
     _, client, asked = cluster("sail")
-    for command in ("skew", "verify", "probe"):
+    for command in ("skew", "verify", "probe", "watch"):
         preflight(client, command, NAMESPACE)
     documents = rbac_documents("all", NAMESPACE, [])
     by_namespace = {doc["metadata"].get("namespace", ""): doc for doc in documents}

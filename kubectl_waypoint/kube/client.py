@@ -282,6 +282,44 @@ class Cluster:
 
     # -- exec -----------------------------------------------------------------------------
 
+    # -- streaming (kube/watch.py) -------------------------------------------------------------
+
+    def stream_json_lines(self, path: str, query: dict, read_timeout: float, resource: Resource | None = None,
+                          namespace: str | None = None) -> Iterator[dict]:
+        """One streaming GET (a watch): each newline-delimited JSON object as it arrives.
+
+        No retries: the caller resumes from what it saw. Errors are request_json's, with 410 Gone as
+        ContinueExpired (start again from a new list); a stream cut mid-way is ClusterUnavailable,
+        one the server ends is a normal end. `read_timeout` bounds the wait for the next line.
+        """
+        import urllib3
+
+        transport = self._transport()
+        url = self.target.server.rstrip("/") + path + "?" + urlencode(query)
+        self.request_count += 1
+        try:
+            response = transport.stream(url, [("Accept", "application/json"), *transport.headers()],
+                                        urllib3.Timeout(connect=self.target.request_timeout or 30.0, read=read_timeout))
+            if response.status >= 300:
+                data = response.read()
+                response.release_conn()
+                if response.status == 410:
+                    raise ContinueExpired(_status_message(data) or "resource version too old")
+                raise self._status_error(response.status, data, path, resource, namespace, "watch")
+            pending, complete = b"", False
+            try:
+                for chunk in response.stream(amt=None, decode_content=True):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                complete = True
+            finally:  # a stream left half-read must not go back to the pool
+                response.release_conn() if complete else response.close()
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise self._transport_error(exc) from exc
+
     def exec(self, namespace: str, pod: str, container: str | None, argv: list[str],
              stdin: bytes | None = None, timeout: float | None = None) -> ExecResult:
         """Run argv in the container (never through a shell) and collect its output."""

@@ -37,7 +37,7 @@ CONTROL_PLANE = "control-plane"  # the namespace istiod runs in
 WAYPOINT = "waypoint"  # the namespaces of the waypoints serving the command's namespace (default: that one)
 SCOPES = (CLUSTER, TARGET, CONTROL_PLANE, WAYPOINT)
 DEFAULT_CONTROL_PLANE_NAMESPACE = "istio-system"
-COMMANDS = ("skew", "verify", "probe")
+COMMANDS = ("skew", "verify", "probe", "watch")
 ROLE_NAME = "kubectl-waypoint"
 EXEC_VERBS = ("get", "create")  # how the API server authorizes a WebSocket exec (see above)
 CREATE_EXEC_FROM = (1, 35)  # the Kubernetes version that also checks `create` for a WebSocket exec
@@ -90,8 +90,8 @@ class Permission:
         return f"{' and '.join(verbs or (self.verb,))} {what} {where}"
 
 
-_VERIFY, _SKEW, _PROBE = ("verify",), ("skew",), ("probe",)
-_INVENTORY = ("skew", "verify")
+_VERIFY, _SKEW, _PROBE, _WATCH = ("verify", "watch"), ("skew",), ("probe",), ("watch",)  # watch ends with verify
+_INVENTORY = ("skew", "verify", "watch")
 
 
 def _exec(commands: tuple[str, ...], scope: str, core: bool, degrades: str = "",
@@ -135,6 +135,12 @@ PERMISSIONS: tuple[Permission, ...] = (
     *_exec(_VERIFY, TARGET, False, "no probe can be sent from a pod in the namespace, so the routing and "
            "authorization checks are inconclusive",
            checks=("route-split", "authz-allowed", "authz-denied-principal", "authz-denied-method")),
+    # watch: the control plane, node agents and the namespace's waypoints followed with the watch API.
+    *(Permission(_WATCH, verb, resource, CLUSTER, True) for resource in (r.PODS, r.DEPLOYMENTS, r.DAEMONSETS)
+      for verb in ("list", "watch")),
+    Permission(_WATCH, "watch", r.GATEWAYS, TARGET, True),
+    *(Permission(_WATCH, "watch", resource, CLUSTER, True)
+      for resource in (r.SAIL_ISTIOS, r.SAIL_REVISIONS, r.SAIL_CNIS, r.SAIL_ZTUNNELS)),
     # probe: the client pod and the exec that runs curl in it.
     Permission(_PROBE, "get", r.PODS, TARGET, True),
     *_exec(_PROBE, TARGET, True),

@@ -138,6 +138,26 @@ class Transport:
         log_request(method, url, response.status, response.reason or "", started)
         return Response(response.status, response.reason or "", response.headers, response.data)
 
+    def stream(self, url: str, headers: list[tuple[str, str]], timeout):
+        """A GET whose body is read as it arrives (a watch): the urllib3 response, not yet read.
+
+        The caller reads it with `.stream()` and then releases (read to the end) or closes it.
+        """
+        from urllib3 import HTTPHeaderDict
+
+        header_dict = HTTPHeaderDict()
+        for name, value in headers:
+            header_dict.add(name, value)
+        started = time.monotonic()
+        try:
+            response = self._pool_manager().request("GET", url, headers=header_dict, timeout=timeout, retries=False,
+                                                    redirect=False, preload_content=False)
+        except Exception:
+            log_request("GET", url, None, "", started)
+            raise
+        log_request("GET", url, response.status, response.reason or "", started)
+        return response
+
     # -- WebSocket (exec) -----------------------------------------------------------------------
 
     def open_socket(self, url: str, timeout: float) -> socket.socket:

@@ -12,6 +12,7 @@ import binascii
 import email.utils
 import json
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -32,6 +33,7 @@ from .resources import (Resource, api_group_document, api_group_list_document, a
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import supported_fields, with_typemeta
 from .tables import table, wants_table
+from .watch import Dropped, WatchError, WatchRequest, stream
 from .websocket import accept_key
 
 if TYPE_CHECKING:
@@ -404,10 +406,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self._access_review(body, user)
         if info.verb in _WRITE_VERBS:
             raise _Response(405, st.method_not_allowed())
-        if info.verb == "watch":
-            raise _Response(405, st.status_body(405, "the simulated cluster does not serve watches",
-                                                "MethodNotAllowed", {}))
         namespace = "" if namespaces else info.namespace
+        if info.verb == "watch":
+            return self._watch(resource, namespace, query, record)
         if info.verb == "get":
             entry = sim.store.entry(resource, namespace, info.name)
             if entry is None:
@@ -442,6 +443,26 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         head = (f'{{"kind":"{resource.kind}List","apiVersion":"{resource.api_version}","metadata":'
                 f'{json.dumps(meta, separators=(",", ":"))},"items":[').encode()
         raise _Response(200, head + b",".join(items) + b"]}")
+
+    def _watch(self, resource: Resource, namespace: str, query: dict[str, str], record: RequestRecord) -> None:
+        """Stream the watch (sim/watch.py) as chunked JSON lines until it ends or either side hangs up."""
+        try:
+            request = WatchRequest.parse(resource, namespace, query, wants_table(self.headers.get("Accept", "")))
+        except WatchError as exc:
+            raise _Response(exc.code, exc.body) from None
+        record.status = 200
+        self.server.sim._log_request(record)
+        self.close_connection = True
+        # A watch client sends nothing more on this connection: readable means it hung up.
+        gone = lambda: self.server.sim._stopped.is_set() or bool(select.select([self.connection], [], [], 0)[0])  # noqa: E731
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                             b"Cache-Control: no-cache, private\r\n\r\n")
+            for line in stream(request, self.server.sim.store, gone):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
+        except (Dropped, OSError):
+            self._hang_up()
 
     @staticmethod
     def _table(resource: Resource, items: list[bytes], meta: dict) -> None:

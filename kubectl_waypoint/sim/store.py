@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from .changes import Change, EventLog, deleted
 from .resources import Resource, resource_for_kind, resource_named
 
 _POD_FIELDS = ("spec.nodeName", "spec.serviceAccountName", "spec.restartPolicy", "spec.schedulerName",
@@ -99,6 +100,7 @@ class ObjectStore:
         self._revision = 0
         self._default_created = created
         self._load(objects)
+        self.events = EventLog(self._revision)  # every later write, for watches
 
     @property
     def resource_version(self) -> int:
@@ -133,7 +135,7 @@ class ObjectStore:
         body = {"metadata": meta}
         body.update((k, v) for k, v in obj.items() if k not in ("kind", "apiVersion", "metadata"))
         bare = _ENCODER.encode(body).encode()
-        entry = Entry(object_key(namespace, name), namespace, name, meta.get("labels") or {},
+        entry = Entry(object_key(namespace, name), namespace, name, dict(meta.get("labels") or {}),
                       _field_values(resource, body), bare)
         return resource, entry
 
@@ -144,11 +146,14 @@ class ObjectStore:
             table = self._tables.get(resource.plural, _Table([], {}))
             entries = dict(table.entries)
             keys = table.keys
-            if entry.key not in entries:
+            previous = entries.get(entry.key)
+            if previous is None:
                 keys = list(keys)
                 bisect.insort(keys, entry.key)
             entries[entry.key] = entry
             self._tables[resource.plural] = _Table(keys, entries)
+            self.events.record(Change(self._revision, resource.plural, "MODIFIED" if previous else "ADDED",
+                                      entry, previous))
         return json.loads(with_typemeta(resource, entry.bare))
 
     def delete(self, kind_plural: str, namespace: str | None, name: str) -> bool:
@@ -160,9 +165,10 @@ class ObjectStore:
             if table is None or key not in table.entries:
                 return False
             entries = dict(table.entries)
-            del entries[key]
+            gone = entries.pop(key)
             self._tables[resource.plural] = _Table([k for k in table.keys if k != key], entries)
             self._revision += 1
+            self.events.record(Change(self._revision, resource.plural, "DELETED", deleted(gone, self._revision)))
         return True
 
     def get(self, kind_plural: str, namespace: str | None, name: str) -> dict | None:
@@ -181,6 +187,12 @@ class ObjectStore:
         table = self._tables.get(resource.plural)
         key = object_key(namespace if resource.namespaced else "", name)
         return None if table is None else table.entries.get(key)
+
+    def snapshot(self, resource: Resource, namespace: str, labels: Callable[[Mapping[str, str]], bool] | None,
+                 fields: Callable[[Mapping[str, str]], bool] | None) -> tuple[int, list[bytes]]:
+        """The matching objects and the revision they are at, read together (a watch's starting state)."""
+        with self._lock:
+            return self._revision, self.page(resource, namespace, labels, fields, 0, None).items
 
     def page(self, resource: Resource, namespace: str,
              labels: Callable[[Mapping[str, str]], bool] | None,

@@ -1,0 +1,109 @@
+"""Where users wait, side by side with kubectl on the same simulated cluster: ratios, not absolute times.
+
+Usage: python benchmarks/kubectl_ratio.py [--runs 11] [--executable build/dist/kubectl-waypoint]
+
+Each pair runs alternately (A B A B ...) as fresh processes after one warm-up each, and the median
+of the per-pair ratios A/B is printed with both medians. The plugin is this environment's source
+install, or the single executable given with --executable (then it is also what kubectl runs as
+`kubectl waypoint`, through a PATH that holds it first). kubectl is the real binary: where PATH's
+`kubectl` is the Google Cloud SDK dispatcher, the versioned kubectl beside it (the dispatcher adds
+its own start-up and a request). Targets are issue 14's:
+
+  completion through kubectl      <= 3.0x  `kubectl __complete get pods -n ''`
+  --help, version                 <= 1.5x  `kubectl --help`
+  skew (3-node Bookinfo)          <= 1.2x  the three `kubectl get` it replaces
+  verify -n bookinfo, no routing  <= 1.5x  the same reads done by kubectl
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from measure import kubectl_path, plugin_path
+
+from kubectl_waypoint.sim import SimCluster
+
+
+def real_kubectl() -> str:
+    binary = kubectl_path()
+    version = subprocess.run([binary, "version", "--client"], capture_output=True, text=True).stdout
+    if "-dispatcher" not in version:
+        return binary
+    folder = os.path.dirname(os.path.realpath(binary))
+    for candidate in (os.path.join(folder, "kubectl.1.32"), *sorted(glob.glob(os.path.join(folder, "kubectl.1.*")))):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return binary
+
+
+def wall(commands: list[list[str]], env: dict) -> float:
+    """Seconds for the commands run one after another (what a user running them would wait)."""
+    start = time.perf_counter()
+    for argv in commands:
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def pair(a: list[list[str]], b: list[list[str]], env: dict, runs: int) -> tuple[float, float, float]:
+    wall(a, env), wall(b, env)  # warm-up: page cache, kubectl's discovery cache
+    times_a, times_b, ratios = [], [], []
+    for _ in range(runs):
+        ta, tb = wall(a, env), wall(b, env)
+        times_a.append(ta), times_b.append(tb), ratios.append(ta / tb)
+    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--executable", help="the single executable to measure instead of the source install")
+    args = parser.parse_args()
+    kubectl = real_kubectl()
+    with tempfile.TemporaryDirectory() as folder, SimCluster("bookinfo") as sim:
+        plugin = os.path.abspath(args.executable) if args.executable else plugin_path()
+        bin_dir = os.path.join(folder, "bin")
+        os.mkdir(bin_dir)
+        for name in ("kubectl-waypoint", "kubectl_complete-waypoint"):  # what `kubectl waypoint` finds on PATH
+            os.symlink(plugin if args.executable or name == "kubectl-waypoint" else
+                       shutil.which(name, path=os.path.dirname(plugin)), os.path.join(bin_dir, name))
+        kubeconfig = sim.write_kubeconfig(os.path.join(folder, "kubeconfig"), namespace="bookinfo")
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": folder,
+               "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+        ours = os.path.join(bin_dir, "kubectl-waypoint")
+        cache = ["--cache-dir", os.path.join(folder, "cache")]
+        reads = [["get", "pods", "-A", "-l", selector, "-o", "json"]
+                 for selector in ("app=istiod", "app=ztunnel", "k8s-app=istio-cni-node")]
+        verify_reads = reads + [["get", "namespace", "bookinfo", "-o", "json"],
+                                ["get", "deployments", "-A", "-l", "app=istiod", "-o", "json"],
+                                ["get", "gateways.gateway.networking.k8s.io", "-A", "-o", "json"],
+                                ["get", "services", "-n", "bookinfo", "-o", "json"],
+                                ["get", "mutatingwebhookconfigurations", "-l", "istio.io/tag", "-o", "json"]]
+        cases = [
+            ("completion -n ''", [[kubectl, "__complete", "waypoint", "verify", "-n", ""]],
+             [[kubectl, "__complete", "get", "pods", "-n", ""]], 3.0),
+            ("completion --context ''", [[kubectl, "__complete", "waypoint", "skew", "--context", ""]],
+             [[kubectl, "__complete", "get", "pods", "-n", ""]], 3.0),
+            ("--help", [[ours, "--help"]], [[kubectl, "--help"]], 1.5),
+            ("version", [[ours, "version"]], [[kubectl, "--help"]], 1.5),
+            ("skew", [[ours, "skew"]], [[kubectl, *cache, *r] for r in reads], 1.2),
+            ("verify, no routing", [[ours, "verify", "-n", "bookinfo", "--skip", "routing,authorization"]],
+             [[kubectl, *cache, *r] for r in verify_reads], 1.5),
+        ]
+        print(f"plugin: {plugin}\nkubectl: {kubectl}\nmedians of {args.runs} alternating runs\n")
+        print(f"{'case':<26} {'kubectl-waypoint':>17} {'kubectl':>9} {'ratio':>7} {'target':>7}")
+        for name, a, b, target in cases:
+            ta, tb, ratio = pair(a, b, env, args.runs)
+            verdict = "ok" if ratio <= target else "over"
+            print(f"{name:<26} {ta:>16.3f}s {tb:>8.3f}s {ratio:>6.2f}x {target:>6.1f}x  {verdict}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,6 @@ its own start-up and a request). Targets are issue 14's:
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import shutil
 import statistics
@@ -30,18 +29,6 @@ import time
 from measure import kubectl_path, plugin_path
 
 from kubectl_waypoint.sim import SimCluster
-
-
-def real_kubectl() -> str:
-    binary = kubectl_path()
-    version = subprocess.run([binary, "version", "--client"], capture_output=True, text=True).stdout
-    if "-dispatcher" not in version:
-        return binary
-    folder = os.path.dirname(os.path.realpath(binary))
-    for candidate in (os.path.join(folder, "kubectl.1.32"), *sorted(glob.glob(os.path.join(folder, "kubectl.1.*")))):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return binary
 
 
 def wall(commands: list[list[str]], env: dict) -> float:
@@ -66,7 +53,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--executable", help="the single executable to measure instead of the source install")
     args = parser.parse_args()
-    kubectl = real_kubectl()
+    kubectl = kubectl_path()
     with tempfile.TemporaryDirectory() as folder, SimCluster("bookinfo") as sim:
         plugin = os.path.abspath(args.executable) if args.executable else plugin_path()
         bin_dir = os.path.join(folder, "bin")

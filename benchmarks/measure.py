@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +20,17 @@ def plugin_path() -> str:
 
 
 def kubectl_path() -> str:
-    return shutil.which("kubectl") or sys.exit("kubectl is not on PATH")
+    """kubectl itself: where PATH's is the Google Cloud SDK dispatcher (it prints `-dispatcher`), the
+    versioned kubectl beside it, since the dispatcher adds its own start-up and a `GET /version`."""
+    binary = shutil.which("kubectl") or sys.exit("kubectl is not on PATH")
+    version = subprocess.run([binary, "version", "--client"], capture_output=True, text=True).stdout
+    if "-dispatcher" not in version:
+        return binary
+    folder = os.path.dirname(os.path.realpath(binary))
+    for candidate in (os.path.join(folder, "kubectl.1.32"), *sorted(glob.glob(os.path.join(folder, "kubectl.1.*")))):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return binary
 
 
 def timed(argv: list[str], env: dict) -> tuple[float, float, int]:

@@ -89,10 +89,11 @@ def upgrade_plan(cluster, result, sail_istios: list[dict], target):
     """Read what the plan needs beyond skew (server version, Gateway API CRDs) and judge the upgrade."""
     from .kube import resources as r
     from .kube.client import NotFound, PermissionDenied, ResourceNotInstalled
+    from .kube.preflight import kubernetes_version
     from .plan import plan_upgrade
 
     try:
-        server_version = str(cluster.request_json("GET", "/version").get("gitVersion") or "")
+        server_version = kubernetes_version(cluster.request_json("GET", "/version"))
     except WaypointError:
         server_version = None
     bundle, state = None, "installed"

@@ -189,7 +189,7 @@ def judge_component_at_target(component: SkewComponent, version: IstioVersion | 
 
 
 def plan_upgrade(result: SkewResult, target: IstioVersion, *, sail_istios: list[dict],
-                 kubernetes_version: str | None, gateway_api_version: str | None, gateway_api_state: str,
+                 kubernetes_version: tuple[int, int] | None, gateway_api_version: str | None, gateway_api_state: str,
                  table: SupportTable | None = None) -> UpgradePlan:
     """Judge an upgrade of every control plane to `target`.
 
@@ -230,10 +230,7 @@ def _subject(component: SkewComponent) -> str:
     return f"{component.kind} {component.namespace}/{component.workload}"
 
 
-_K8S_VERSION = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})")
-
-
-def _kubernetes_finding(target: IstioVersion, server_version: str | None, table: SupportTable) -> Finding:
+def _kubernetes_finding(target: IstioVersion, server: tuple[int, int] | None, table: SupportTable) -> Finding:
     key = target.minor_version
     t = _minor(target)
     supported = table.kubernetes.get(key)
@@ -243,11 +240,9 @@ def _kubernetes_finding(target: IstioVersion, server_version: str | None, table:
                        f"Istio {t} is not in this plugin's support table (it knows up to "
                        f"{_minor(newest) if newest else 'nothing'}): check {SUPPORTED_RELEASES_URL}")
     low, high = supported
-    match = _K8S_VERSION.match(server_version or "")
-    if match is None:
+    if server is None:
         return Finding("warn", "kubernetes", f"the API server's version could not be read; Istio {t} supports "
                                              f"Kubernetes {_minor(low)} to {_minor(high)}")
-    server = (int(match.group(1)), int(match.group(2)))
     if low <= server <= high:
         return Finding("ok", "kubernetes", f"Kubernetes {_minor(server)} is supported by Istio {t} "
                                            f"({_minor(low)} to {_minor(high)})")

@@ -12,7 +12,7 @@ import datetime
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .versions import IstioVersion, version_from_image
+from .versions import IstioVersion, parse_version, version_from_image
 
 API_VERSION = "kubectl-waypoint/v1"
 CONFIRMING_SUCCESSES = 2  # successes in a row that end an outage
@@ -70,7 +70,7 @@ def rollout_state(workload: dict, daemonset: bool) -> tuple[bool, int]:
 
 def at_target(version: str | None, target: IstioVersion) -> bool:
     """A version is at the target when every part the target names matches (1.28 matches 1.28.6-asm-r3)."""
-    found = version_from_image(f"x:{version}") if version else None
+    found = parse_version(version) if version else None
     if found is None or found.minor_version != target.minor_version:
         return False
     return all(want is None or want == got for want, got in
@@ -78,7 +78,7 @@ def at_target(version: str | None, target: IstioVersion) -> bool:
 
 
 def _newest(versions) -> str:
-    return max(versions, key=lambda v: version_from_image(f"x:{v}").sort_key())
+    return max(versions, key=lambda v: parse_version(v).sort_key())
 
 
 # ------------------------------------------------------------------------------------ the record

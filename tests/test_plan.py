@@ -7,6 +7,7 @@ import pytest
 from conftest import one_line_error
 from kubectl_waypoint.discovery import ControlPlane
 from kubectl_waypoint.errors import BadInput
+from kubectl_waypoint.kube.preflight import kubernetes_version
 from kubectl_waypoint.plan import (IN_PLACE, REVISION_BASED, load_support, parse_target, plan_upgrade,
                                    strategy_for)
 from kubectl_waypoint.sim import Scenario, SimCluster
@@ -35,7 +36,8 @@ def mesh(cp_version: str, dataplane: dict[str, str], revision: str = "default") 
 
 
 def plan_for(result: SkewResult, target: str, *, sail=(), k8s="v1.32.4", gateway="v1.4.0", state="installed"):
-    return plan_upgrade(result, parse_target(target), sail_istios=list(sail), kubernetes_version=k8s,
+    return plan_upgrade(result, parse_target(target), sail_istios=list(sail),
+                        kubernetes_version=kubernetes_version({"gitVersion": k8s}),
                         gateway_api_version=gateway, gateway_api_state=state)
 
 

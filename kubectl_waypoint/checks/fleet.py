@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from ..kube import resources as r
 from ..kube.client import NotFound
-from .facts import USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, VerifyFacts, VerifyOptions
+from .facts import USE_WAYPOINT, VerifyFacts, VerifyOptions, waypoint_of
 from .runner import VerifyRun, run_until, worst
 
 
@@ -70,14 +70,13 @@ def waypoint_namespaces(reads: SharedReads) -> list[str]:
     inventory = VerifyFacts(reads, "", VerifyOptions()).inventory  # kept by `reads` for every namespace
     found |= {g["namespace"] for g in inventory.waypoint_gateways}  # waypoints by their class's controller
     for namespace in reads.list(r.NAMESPACES):
-        labels = (namespace.get("metadata") or {}).get("labels") or {}
-        if labels.get(USE_WAYPOINT) not in (None, "", "none"):
-            found.add(namespace["metadata"]["name"])
-            if labels.get(USE_WAYPOINT_NAMESPACE):
-                found.add(labels[USE_WAYPOINT_NAMESPACE])
+        meta = namespace.get("metadata") or {}
+        ref = waypoint_of(meta.get("labels") or {}, meta.get("name") or "")
+        if ref:
+            found |= {meta.get("name") or "", ref[0]}  # the waypoint may live in another namespace
     for service in reads.list(r.SERVICES, label_selector=USE_WAYPOINT):
         meta = service.get("metadata") or {}
-        if (meta.get("labels") or {}).get(USE_WAYPOINT) not in (None, "", "none"):
+        if waypoint_of(meta.get("labels") or {}, meta.get("namespace") or ""):
             found.add(meta.get("namespace") or "")
     return sorted(n for n in found if n)
 

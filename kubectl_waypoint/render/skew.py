@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..skew import SkewResult
 from .safe import safe
-from .text import Style, table
+from .text import Style, plural, table
 
 
 def render_skew(result: SkewResult, style: Style, plan=None) -> str:
@@ -67,9 +67,7 @@ def render_plan(plan, style: Style) -> list[str]:
 
 def _plan_summary(plan) -> str:
     if plan.blockers:
-        count = len(plan.blockers)
-        return f"the upgrade to {plan.target} is blocked by {count} finding{'s' if count != 1 else ''}"
+        return f"the upgrade to {plan.target} is blocked by {plural(len(plan.blockers), 'finding')}"
     if plan.warnings:
-        count = len(plan.warnings)
-        return f"the upgrade to {plan.target} can go ahead; read {count} warning{'s' if count != 1 else ''}"
+        return f"the upgrade to {plan.target} can go ahead; read {plural(len(plan.warnings), 'warning')}"
     return f"the upgrade to {plan.target} can go ahead"

@@ -183,7 +183,7 @@ class SimCluster:
         return ((self.mesh.handles, self.mesh.exec_handler),
                 (lambda request: is_pilot_discovery_request(request.argv),
                  pilot_discovery_handler(self.store, self.scenario.syncz)),
-                (lambda request: is_stats_request(request) or self.mesh.handles_stats(request), self._waypoint_stats))
+                (is_stats_request, self._waypoint_stats))
 
     def _waypoint_stats(self, request: ExecRequest, streams: ExecStreams) -> int:
         """A waypoint's `pilot-agent request GET stats/prometheus`: Envoy's xDS stats, then istio_requests_total."""

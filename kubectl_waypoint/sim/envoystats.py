@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 
+from ..prometheus import PROXY_CONTAINER, STATS_COMMAND
 from .syncz import PROXY_KINDS, SUBSCRIPTIONS, override_for, proxy_version
 
-STATS_ARGV = ["pilot-agent", "request", "GET", "stats/prometheus"]
 _WAYPOINT_LABEL, _WAYPOINT_VALUE = PROXY_KINDS["waypoint"]
 _RECONNECT_ATTEMPTS = 41  # failed stream attempts of a proxy cut off from istiod
 
@@ -74,8 +74,8 @@ def _section(values: dict[str, int], kind: str) -> list[str]:
 def is_stats_request(request) -> bool:
     """`pilot-agent request GET stats/prometheus` in a waypoint's istio-proxy container."""
     argv, labels = request.argv, (request.pod.get("metadata") or {}).get("labels") or {}
-    return len(argv) == 4 and argv[:3] == STATS_ARGV[:3] and argv[3].lstrip("/") == STATS_ARGV[3] \
-        and request.container == "istio-proxy" and labels.get(_WAYPOINT_LABEL) == _WAYPOINT_VALUE
+    return len(argv) == 4 and argv[:3] == STATS_COMMAND[:3] and argv[3].lstrip("/") == STATS_COMMAND[3] \
+        and request.container == PROXY_CONTAINER and labels.get(_WAYPOINT_LABEL) == _WAYPOINT_VALUE
 
 
 def waypoint_stats_handler(config: dict):

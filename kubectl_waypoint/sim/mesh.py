@@ -62,7 +62,6 @@ _BYPASSING_OPTIONS = frozenset({"--noproxy", "-x", "--proxy", "--preproxy", "--r
                                 "--socks5", "--socks5-hostname", "--interface", "--dns-servers"})
 _SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash"})
 _KNOWN_KNOBS = {"seed", "splitIgnored", "authorizationIgnored", "outages", "hangUpExec"}
-STATS_ARGV = ["pilot-agent", "request", "GET", "stats/prometheus"]
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 
@@ -234,11 +233,6 @@ class Mesh:
         finally:
             with self._lock:
                 self._execs.pop(token, None)
-
-    def handles_stats(self, request: ExecRequest) -> bool:
-        """`pilot-agent request GET stats/prometheus` in a waypoint pod's istio-proxy container."""
-        return (request.argv == STATS_ARGV and request.container == "istio-proxy"
-                and GATEWAY_NAME_LABEL in request.labels)
 
     def stats_handler(self, request: ExecRequest, streams: ExecStreams) -> int:
         streams.write_stdout("".join(line + "\n" for line in self.requests_total_lines(request.namespace,

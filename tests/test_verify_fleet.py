@@ -90,3 +90,25 @@ def test_alpha_is_shared_by_the_namespaces_of_one_run(run_cli, fleet):
     (split,) = [c for c in team["checks"] if c["id"] == "route-split"]
     assert "alpha: 0.001 (family-wise 0.003 over 1 route probe in each of 3 namespaces, Bonferroni)" \
         in split["evidence"]
+
+
+def test_a_cluster_without_waypoints_is_undecided_with_one_sentence(run_cli, tmp_path):
+    from kubectl_waypoint.sim import generate_large_scenario
+
+    with SimCluster(generate_large_scenario(nodes=1, waypoint_namespaces=0)) as sim:
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        result = run_cli("verify", "-A", "--kubeconfig", kubeconfig, expect=4)
+    assert "verify -A: inconclusive (0 namespaces: none found)" in result.stdout
+    assert one_line_error(result.stderr) == (
+        "error: no namespace has a waypoint or the istio.io/use-waypoint label in this cluster; "
+        "kubectl get gateways -A shows the Gateways this --context sees")
+
+
+def test_missing_permissions_end_the_fleet_run_with_exit_3_and_a_junit_error(run_cli, fleet, tmp_path):
+    sim, kubeconfig = fleet(1)
+    sim.deny("list", "services")
+    junit = tmp_path / "fleet.xml"
+    result = run_cli("verify", "-A", "--kubeconfig", kubeconfig, "--junit-file", str(junit), expect=3)
+    assert "list services in every namespace" in one_line_error(result.stderr)
+    (suite,) = ET.parse(junit).getroot().findall("testsuite")
+    assert suite.get("errors") == "1" and "list services" in suite.find("testcase/error").get("message")

@@ -426,18 +426,36 @@ class ExecStream:
                     ws.update(timeout=wait)
                 except Exception as exc:  # a cut connection surfaces as websocket/socket errors
                     log.debug("exec stream ended abruptly: %s", exc)
+                    self._close_quietly()
                     break
                 for channel in (1, 2):
-                    data = ws.read_channel(channel)
+                    data = self._read(channel)
                     if data:
                         yield channel, data
             for channel in (1, 2):
-                data = ws.read_channel(channel)
+                data = self._read(channel)
                 if data:
                     yield channel, data
-            self.returncode = self._read_status(ws.read_channel(3))
+            self.returncode = self._read_status(self._read(3))
         finally:
-            ws.close()
+            self._close_quietly()
+
+    def _read(self, channel: int) -> bytes:
+        """What the channel holds. The client's read first polls the socket, which raises on a cut
+        connection: then the stream is marked closed and what had arrived is still returned."""
+        try:
+            return self._ws.read_channel(channel)
+        except Exception as exc:  # websocket/socket errors of a connection cut mid-read
+            log.debug("exec stream ended abruptly: %s", exc)
+            self._close_quietly()
+            return self._ws.read_channel(channel)  # closed: no polling, only what was buffered
+
+    def _close_quietly(self) -> None:
+        """Close the stream; on a connection already lost, the close frame cannot be sent, which is fine."""
+        try:
+            self._ws.close()
+        except Exception as exc:  # websocket/socket errors: the peer is gone either way
+            log.debug("closing a lost exec stream: %s", exc)
 
     def _read_status(self, raw: bytes | str) -> int:
         if not raw:
@@ -466,7 +484,7 @@ class ExecStream:
         raise ExecFailed(f'exec into pod "{self.pod}" in namespace "{self.namespace}" failed: {_first_line(message)}')
 
     def close(self) -> None:
-        self._ws.close()
+        self._close_quietly()
 
 
 def _segment(value: str | None, what: str) -> str | None:

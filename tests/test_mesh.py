@@ -162,3 +162,11 @@ def test_a_container_without_curl_is_an_exec_rule(sim, api):
     pod = next(p["metadata"]["name"] for p in istiod if p["metadata"]["name"].startswith("istiod-"))
     with pytest.raises(ExecutableMissing, match="curl"):
         api.exec("istio-system", pod, "discovery", ["curl", "-s", "http://details.bookinfo:9080/"])
+
+
+def test_an_outage_lasts_seconds_or_a_count_of_requests_never_both():
+    by_count = MeshSettings.from_dict({"outages": [{"afterRequests": 40, "requests": 1, "answer": "503"}]})
+    assert (by_count.outages[0].after_requests, by_count.outages[0].requests) == (40, 1)
+    for doc in ({"afterRequests": 1}, {"afterRequests": 1, "seconds": 1, "requests": 1}):
+        with pytest.raises(ValueError, match="either seconds or requests"):
+            MeshSettings.from_dict({"outages": [doc]})

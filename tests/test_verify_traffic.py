@@ -326,7 +326,7 @@ def test_wait_does_not_redraw_a_rejected_split(run_cli, cluster):
 def test_one_failed_request_in_a_hundred_does_not_fail_the_split(run_cli, cluster):
     """A route check needs 99% availability, not 100%: one 503 in a rollout blip is not a failed upgrade."""
     scenario = Scenario.from_dict({"name": "blip", "description": "one request answered 503", "base": "bookinfo",
-                                   "mesh": {"outages": [{"afterRequests": 40, "seconds": 0.001, "answer": "503"}]}})
+                                   "mesh": {"outages": [{"afterRequests": 40, "requests": 1, "answer": "503"}]}})
     _, kubeconfig = cluster(scenario)
     doc = run_cli("verify", "--kubeconfig", kubeconfig, "--only", "routing", "-o", "json").json
     (split,) = checks(doc, "route-split")

@@ -69,18 +69,23 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 @dataclass(frozen=True)
 class Outage:
-    """The waypoints answer nothing for `seconds` after the mesh has seen `after_requests` requests."""
+    """The waypoints answer nothing after the mesh has seen `after_requests` requests: for `seconds`,
+    or, when `requests` is set, for exactly that many requests (whatever the machine's speed)."""
 
     after_requests: int
     seconds: float
     answer: str = "reset"  # or an HTTP status such as "503"
+    requests: int | None = None
 
     @classmethod
     def from_dict(cls, doc: Mapping) -> Outage:
         answer = str(doc.get("answer", "reset"))
         if answer != "reset" and not re.fullmatch(r"[1-5][0-9][0-9]", answer):
             raise ValueError(f"mesh outage answer {answer!r}: use reset or an HTTP status")
-        return cls(int(doc["afterRequests"]), float(doc["seconds"]), answer)
+        if ("seconds" in doc) == ("requests" in doc):
+            raise ValueError("a mesh outage lasts either seconds or requests: give one of them")
+        requests = int(doc["requests"]) if "requests" in doc else None
+        return cls(int(doc["afterRequests"]), float(doc.get("seconds", 0)), answer, requests)
 
 
 @dataclass(frozen=True)
@@ -379,7 +384,10 @@ class Mesh:
         now = time.monotonic()
         with self._lock:
             for index, outage in enumerate(self.settings.outages):
-                if self._served > outage.after_requests:
+                if outage.requests is not None:
+                    if outage.after_requests < self._served <= outage.after_requests + outage.requests:
+                        return outage
+                elif self._served > outage.after_requests:
                     started = self._outage_started.setdefault(index, now)
                     if now - started < outage.seconds:
                         return outage

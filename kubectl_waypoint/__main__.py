@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 from .errors import ExitCode, WaypointError, kubectl_style
 from .render.safe import safe
@@ -22,6 +21,13 @@ def _restore_child_environment() -> None:
         os.environ["LD_LIBRARY_PATH"] = original
     else:
         os.environ.pop("LD_LIBRARY_PATH", None)
+
+
+def _print_traceback() -> None:
+    """The traceback of -v 9; `traceback` (and linecache, tokenize) is imported only then."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def usage_sentence(exc) -> str:
@@ -51,13 +57,31 @@ def requested_verbosity(argv: list[str]) -> int:
     return level
 
 
+# Lines that ask for the version and nothing else (scripts and support requests run them often):
+# answered without importing click and the command tree. Any other word sends it through click.
+VERSION_ONLY = (["version"], ["--version"])
+
+
+def _print_version_only() -> int:
+    from .buildinfo import build_info, version_line
+
+    try:
+        sys.stdout.write(version_line(build_info()))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stderr.close()
+    return ExitCode.OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in VERSION_ONLY:
+        return _print_version_only()
     import click
 
     from .cli import cli
 
     _restore_child_environment()
-    args = list(sys.argv[1:] if argv is None else argv)
     from .cli import TRACEBACK_LEVEL
 
     verbose = requested_verbosity(args) >= TRACEBACK_LEVEL
@@ -66,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(result or 0)
     except WaypointError as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"error: {safe(kubectl_style(exc.message))}", err=True)
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -83,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     except Exception as exc:  # a bug: one line for the user, the traceback with -v 9
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"error: internal error: {type(exc).__name__}: {safe(str(exc))} "
                    "(this is a bug in kubectl-waypoint; rerun with -v 9 and report it)", err=True)
         return ExitCode.FAILED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import sys
 
 from . import __version__
 
@@ -17,7 +17,7 @@ def build_info() -> dict:
         "kind": "Version",
         "version": f"v{__version__}",
         "commit": COMMIT,
-        "python": f"Python {platform.python_version()}",
+        "python": f"Python {sys.version.split()[0]}"  # what platform.python_version() parses, without importing platform,
     }
 
 

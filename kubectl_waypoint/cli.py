@@ -129,8 +129,12 @@ def _remember_no_color(ctx: click.Context, _param, value: bool) -> None:
 def _configure_logging(level: int) -> None:
     """kubectl's -v levels: our debug log from 4, each API request from 6 (klog's line format).
 
-    Run for every invocation, so handlers of an earlier in-process run never linger.
+    Run for every invocation, so handlers of an earlier in-process run never linger. Without -v
+    and with `logging` not yet imported there is nothing to undo, and `--help`, `version` and a
+    TAB need not import it (with traceback and the rest it brings).
     """
+    if level < min(DEBUG_LEVEL, REQUESTS_LEVEL) and "logging" not in sys.modules:
+        return
     import logging
 
     root, requests = logging.getLogger(), logging.getLogger("kubectl_waypoint.requests")

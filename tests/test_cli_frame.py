@@ -37,21 +37,42 @@ def test_bad_output_format_is_a_usage_error(run_cli):
     run_cli("skew", "-o", "xml", expect=2)
 
 
+# What a command that talks to no cluster must not pay for: the cluster client stacks, TLS, the
+# kubeconfig parser, and the traceback machinery only -v 9 prints.
+HEAVY = ("kubernetes", "urllib3", "yaml", "ssl", "http.client", "traceback")
+
+
 def _imports_after(args: list[str]) -> set[str]:
     code = (
         "import sys\n"
+        f"HEAVY = {HEAVY!r}\n"
         "from kubectl_waypoint.__main__ import main\n"
         f"rc = main({args!r})\n"
-        "print('\\nMODULES=' + ','.join(m for m in ('kubernetes', 'urllib3', 'yaml') if m in sys.modules))\n"
+        "print('\\nMODULES=' + ','.join(m for m in HEAVY if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     line = out.strip().splitlines()[-1]
     return set(filter(None, line.split("=", 1)[1].split(",")))
 
 
-def test_help_and_version_do_not_import_kubernetes():
-    for args in (["--help"], ["version"], ["skew", "--help"], ["demo", "--help"]):
-        assert "kubernetes" not in _imports_after(args), args
+def test_help_and_version_import_no_cluster_client_tls_or_yaml():
+    for args in (["--help"], ["version"], ["skew", "--help"], ["demo", "--help"], ["verify", "--help"]):
+        assert _imports_after(args) == set(), args
+
+
+def test_version_alone_is_answered_without_loading_the_command_tree(capsys):
+    """`version` and `--version` print what click's `version` prints, without importing click."""
+    from kubectl_waypoint.__main__ import main
+    from kubectl_waypoint.cli import cli
+
+    cli.main(args=["version"], prog_name="kubectl waypoint", standalone_mode=False)
+    through_click = capsys.readouterr().out
+    for args in (["version"], ["--version"]):
+        assert main(args) == 0
+        assert capsys.readouterr().out == through_click
+    code = "import sys\nfrom kubectl_waypoint.__main__ import main\nmain(['version'])\nprint('click' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [through_click.rstrip("\n"), "False"]
 
 
 def test_plugin_dispatch_through_real_kubectl(tmp_path):

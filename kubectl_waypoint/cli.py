@@ -148,7 +148,8 @@ def _configure_logging(level: int) -> None:
     if level >= DEBUG_LEVEL:
         root.addHandler(_stderr_handler(logging.Formatter("debug: %(name)s: %(message)s")))
         root.setLevel(logging.DEBUG)
-        logging.getLogger("urllib3").setLevel(logging.DEBUG if level >= TRACEBACK_LEVEL else logging.INFO)
+        logging.getLogger("kubectl_waypoint.connections").setLevel(
+            logging.DEBUG if level >= TRACEBACK_LEVEL else logging.INFO)
 
 
 def _stderr_handler(formatter):

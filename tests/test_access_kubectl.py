@@ -269,3 +269,47 @@ def test_the_cases_cover_every_kubectl_access_flag():
     covered = " ".join(CASES)
     flags = [opt for param in command.params for opt in param.opts if opt.startswith("--")]
     assert [flag for flag in flags if flag not in covered and flag != "--kubeconfig"] == []
+
+
+def test_a_plain_http_server_behind_a_proxy_gets_whole_requests_as_from_kubectl(run_cli, tmp_path):
+    """Go hands a request for an http:// server to an HTTP proxy whole (absolute form, no CONNECT);
+    the proxy sees the same request lines from kubectl and from us, and both get their answer."""
+    with SimCluster("bookinfo", tls=False, anonymous=True) as sim, ConnectProxy() as proxy:
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        with open(kubeconfig) as stream:
+            config = yaml.safe_load(stream)
+        config["clusters"][0]["cluster"]["proxy-url"] = proxy.url
+        with open(kubeconfig, "w") as stream:
+            yaml.safe_dump(config, stream)
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        theirs = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", "-n", "bookinfo", "-o", "name"], env,
+                             str(tmp_path / "cache"))
+        assert theirs.returncode == 0, theirs.stderr
+        kubectl_lines, proxy.forwarded[:] = list(proxy.forwarded), []
+        run_cli("skew", "--kubeconfig", kubeconfig)
+        ours, url = list(proxy.forwarded), sim.url
+        upstreams = len(proxy.tunnels)
+    pods = f"GET {url}/api/v1/namespaces/bookinfo/pods?limit=500 HTTP/1.1"
+    assert pods in kubectl_lines, kubectl_lines
+    assert ours and all(line.startswith(f"GET {url}/") for line in ours), ours
+    assert upstreams == len(kubectl_lines) + len(ours)  # one upstream per forwarded request: no CONNECT
+
+
+def test_a_list_over_128_kib_arrives_gzipped_and_is_read_like_kubectl_reads_it(run_cli, tmp_path):
+    """kube-apiserver gzips answers over 128 KiB for clients that ask for gzip, as kubectl and we do;
+    --disable-compression asks for none."""
+    from kubectl_waypoint.sim.large import generate_fleet_scenario
+
+    with SimCluster(generate_fleet_scenario(namespaces=60)) as sim:
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        theirs = run_kubectl(["--kubeconfig", kubeconfig, "get", "pods", "-A", "-o", "name"], env, str(tmp_path / "c"))
+        assert theirs.returncode == 0, theirs.stderr
+        sim.clear_requests()
+        compressed = json.loads(run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").stdout)
+        gzipped = [r for r in sim.requests if r.gzipped]
+        sim.clear_requests()
+        plain = json.loads(run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json", "--disable-compression").stdout)
+        assert not any(r.gzipped for r in sim.requests)
+    assert gzipped, "no answer was large enough to be compressed: make the scenario larger"
+    assert compressed == plain

@@ -68,7 +68,7 @@ def test_429_retry_after_is_honoured_and_capped(run_cli, cluster, sleeps):
     doc = run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").json
     assert doc["result"] == "pass"
     assert statuses_of(sim)[:3] == [429, 429, 200]
-    assert sleeps == [kube_client.MAX_RETRY_AFTER_S] * 2  # 20s asked for, the cap granted (and none slept by urllib3)
+    assert sleeps == [kube_client.MAX_RETRY_AFTER_S] * 2  # 20s asked for, the cap granted (and none slept by the transport)
 
 
 def test_429_retry_after_is_honoured_in_real_time(run_cli, cluster):

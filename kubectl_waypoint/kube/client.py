@@ -13,6 +13,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from http.client import HTTPException, IncompleteRead, RemoteDisconnected
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import quote, urlencode, urlparse
 
@@ -31,6 +32,10 @@ MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads
 MAX_RETRY_AFTER_S = 10.0
 LIST_RESTARTS = 2  # an expired continue token restarts the list this often at most
 WRONG_HOST = "certificate is not valid for this host"
+
+
+# A connection the server (or something between) cut before the whole answer came: a read is retried.
+DROPPED = (RemoteDisconnected, ConnectionResetError, ConnectionAbortedError, BrokenPipeError, IncompleteRead)
 
 
 class PermissionDenied(ClusterUnavailable):
@@ -112,8 +117,6 @@ class Cluster:
         A 401 fetches the credential again (exec plugin, token file) and retries once if it changed.
         """
         retry = method == "GET" if retry is None else retry
-        import urllib3
-
         transport = self._transport()
         url = self.target.server.rstrip("/") + path
         timeout = self.target.request_timeout
@@ -133,17 +136,15 @@ class Cluster:
             if payload is not None:
                 headers.append(("Content-Type", "application/json"))
             try:
-                response = transport.request(method, url, headers, payload,
-                                             timeout=urllib3.Timeout(total=timeout) if timeout
-                                             else urllib3.Timeout(connect=30.0, read=None))
-            except urllib3.exceptions.ProtocolError as exc:  # the connection dropped mid-request
+                response = transport.request(method, url, headers, payload, timeout=timeout or None)
+            except DROPPED as exc:  # the connection dropped mid-request
                 if retry and attempt < MAX_ATTEMPTS:
                     delay = self._retry_delay(0, None, attempt)
                     log.debug("connection dropped during %s, retrying in %.1fs", path, delay)
                     self._sleep(delay)
                     continue
                 raise self._transport_error(exc) from exc
-            except urllib3.exceptions.HTTPError as exc:
+            except (OSError, HTTPException) as exc:
                 raise self._transport_error(exc) from exc
             status, data = response.status, response.data
             if status < 300:
@@ -292,23 +293,20 @@ class Cluster:
         ContinueExpired (start again from a new list); a stream cut mid-way is ClusterUnavailable,
         one the server ends is a normal end. `read_timeout` bounds the wait for the next line.
         """
-        import urllib3
-
         transport = self._transport()
         url = self.target.server.rstrip("/") + path + "?" + urlencode(query)
         self.request_count += 1
         try:
-            response = transport.stream(url, [("Accept", "application/json"), *transport.headers()],
-                                        urllib3.Timeout(connect=self.target.request_timeout or 30.0, read=read_timeout))
+            response = transport.stream(url, [("Accept", "application/json"), *transport.headers()], read_timeout)
             if response.status >= 300:
                 data = response.read()
-                response.release_conn()
+                response.release()
                 if response.status == 410:
                     raise ContinueExpired(_status_message(data) or "resource version too old")
                 raise self._status_error(response.status, data, path, resource, namespace, "watch")
             pending, complete = b"", False
             try:
-                for chunk in response.stream(amt=None, decode_content=True):
+                for chunk in response.chunks():
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
@@ -316,8 +314,8 @@ class Cluster:
                             yield json.loads(line)
                 complete = True
             finally:  # a stream left half-read must not go back to the pool
-                response.release_conn() if complete else response.close()
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                response.release() if complete else response.close()
+        except (HTTPException, OSError, ValueError) as exc:
             raise self._transport_error(exc) from exc
 
     def exec(self, namespace: str, pod: str, container: str | None, argv: list[str],
@@ -515,14 +513,12 @@ def _is_group_missing(data: bytes) -> bool:
 
 
 def _is_proxy_failure(exc: Exception) -> bool:
-    """urllib3's ProxyError, a SOCKS failure, or our own CONNECT refusal (exec)."""
-    import urllib3
+    """The proxy unreachable or refusing the tunnel (ours), or a SOCKS failure (PySocks')."""
+    from .transport import ProxyFailure
 
-    from .transport import ProxyRefused
-
-    if isinstance(exc, (urllib3.exceptions.ProxyError, ProxyRefused)):
+    if isinstance(exc, ProxyFailure):
         return True
-    return type(exc).__module__.startswith(("socks", "urllib3.contrib.socks")) or "socks" in str(exc).lower()
+    return type(exc).__module__.startswith("socks") or "socks" in str(exc).lower()
 
 
 def _first_line(text: str) -> str:

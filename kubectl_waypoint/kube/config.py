@@ -12,8 +12,6 @@ import base64
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import unicodedata
 from dataclasses import dataclass, field, fields
@@ -434,6 +432,8 @@ def run_exec_plugin(exec_config: Mapping[str, Any], *, who: str, cluster: Mappin
     env["KUBERNETES_EXEC_INFO"] = json.dumps({"kind": "ExecCredential", "apiVersion": api_version, "spec": spec},
                                              separators=(",", ":")) + "\n"
     argv = [executable, *(str(arg) for arg in exec_config.get("args") or [])]
+    import subprocess  # only for kubeconfigs with an exec credential plugin
+
     try:
         process = subprocess.run(argv, env=env, stdin=None if interactive else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, check=False)
@@ -461,6 +461,8 @@ def _exec_interactive(mode: str, stdin_is_terminal: bool, label: str) -> bool:
 def _find_executable(command: str, environ: Mapping[str, str]) -> str | None:
     if os.sep in command:  # already absolute: resolved against its kubeconfig during the merge
         return command if os.path.isfile(command) else None
+    import shutil
+
     return shutil.which(command, path=environ.get("PATH", os.defpath))
 
 

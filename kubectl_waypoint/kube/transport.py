@@ -3,23 +3,25 @@
 Every request (REST, SelfSubjectAccessReview, exec) gets the same TLS settings, the same proxy,
 the same credential and the same Impersonate-* headers, which is what kubectl's one
 `rest.Config` gives it. At `-v 6` and above each request is logged as kubectl logs it
-(method, URL, status, milliseconds; never a header). urllib3, websocket-client and PySocks
-come with the `kubernetes` client and our dependencies; they are imported on first use.
+(method, URL, status, milliseconds; never a header). REST is the standard library's http.client
+on sockets opened here (urllib3 cost about 40 ms of imports on every command for a pool we can
+keep in twenty lines); websocket-client and PySocks are imported on first use.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import logging
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ClusterUnavailable
@@ -29,7 +31,11 @@ from .proxy import redact_proxy_url
 
 # One line per request, at -v 6 (cli.py attaches the handler).
 request_log = logging.getLogger("kubectl_waypoint.requests")
+# Each new connection (kept-alive ones are reused), at -v 9 only: like kubectl's -v 6, one line a
+# request is all a lower level shows.
+connection_log = logging.getLogger("kubectl_waypoint.connections")
 
+CONNECT_TIMEOUT = 30.0  # seconds to connect without --request-timeout (Go's dialer gives 30 s too)
 POOL_SIZE = 8  # connections kept per host; probes run up to --parallel exec sessions besides
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 
@@ -51,8 +57,8 @@ class Transport:
         self.user_agent = user_agent
         self._lock = threading.Lock()
         self._ssl: tuple[ClientCertificate | None, ssl.SSLContext] | None = None
-        self._pool = None
-        self._pool_context: ssl.SSLContext | None = None
+        self._idle: list[_Connection] = []  # kept-alive connections, at most POOL_SIZE
+        self._idle_context: ssl.SSLContext | None = None
 
     # -- headers ------------------------------------------------------------------------------
 
@@ -109,54 +115,100 @@ class Transport:
 
     # -- REST ---------------------------------------------------------------------------------
 
-    def _pool_manager(self):
-        context = self.ssl_context()
-        with self._lock:
-            if self._pool is None or self._pool_context is not context:
-                if self._pool is not None:  # an exec plugin issued a new client certificate
-                    self._pool.clear()
-                self._pool = _pool_manager(self.connection, context)
-                self._pool_context = context
-            return self._pool
-
     def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None,
-                timeout) -> Response:
-        """One HTTP request; urllib3 exceptions propagate to the caller, which words them."""
-        from urllib3 import HTTPHeaderDict
-
-        pool = self._pool_manager()
-        header_dict = HTTPHeaderDict()
-        for name, value in headers:
-            header_dict.add(name, value)
+                timeout: float | None) -> Response:
+        """One HTTP request, the body read and decoded; OSError and http.client errors propagate to
+        the caller, which words them. `timeout` bounds the connect and every read (None: 30 s to
+        connect, then no limit, as kubectl without --request-timeout)."""
         started = time.monotonic()
         try:
-            response = pool.request(method, url, headers=header_dict, body=body, timeout=timeout,
-                                    retries=False, redirect=False, preload_content=True)
+            response, connection = self._send(method, url, headers, body, timeout)
+            data = response.read()
         except Exception:
             log_request(method, url, None, "", started)
             raise
+        self._release(connection, response)
         log_request(method, url, response.status, response.reason or "", started)
-        return Response(response.status, response.reason or "", response.headers, response.data)
+        return Response(response.status, response.reason or "", response.headers, _decoded(data, response.headers))
 
-    def stream(self, url: str, headers: list[tuple[str, str]], timeout):
-        """A GET whose body is read as it arrives (a watch): the urllib3 response, not yet read.
-
-        The caller reads it with `.stream()` and then releases (read to the end) or closes it.
-        """
-        from urllib3 import HTTPHeaderDict
-
-        header_dict = HTTPHeaderDict()
-        for name, value in headers:
-            header_dict.add(name, value)
+    def stream(self, url: str, headers: list[tuple[str, str]], read_timeout: float | None) -> "StreamResponse":
+        """A GET whose body is read as it arrives (a watch); the caller reads, then releases or closes it.
+        `read_timeout` bounds the connect, the answer's head and each wait for more of the body."""
         started = time.monotonic()
         try:
-            response = self._pool_manager().request("GET", url, headers=header_dict, timeout=timeout, retries=False,
-                                                    redirect=False, preload_content=False)
+            response, connection = self._send("GET", url, headers, None, read_timeout)
         except Exception:
             log_request("GET", url, None, "", started)
             raise
         log_request("GET", url, response.status, response.reason or "", started)
-        return response
+        return StreamResponse(self, connection, response)
+
+    def _send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None,
+              timeout: float | None):
+        """Send on a kept-alive connection if one is idle. A kept-alive connection the server has
+        closed meanwhile fails before any answer: the request goes once more on a new one, as Go's
+        transport does."""
+        parts = urlsplit(url)
+        forward = self._forwarding_proxy(parts)
+        target = url if forward else (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        while True:
+            connection, reused = self._connection(parts, forward, timeout)
+            try:
+                connection.putrequest(method, target, skip_accept_encoding=True)
+                for name, value in headers:
+                    connection.putheader(name, value)
+                if forward:
+                    for name, value in _proxy_authorization(forward).items():
+                        connection.putheader(name, value)
+                if body is not None:
+                    connection.putheader("Content-Length", str(len(body)))
+                connection.endheaders(body)
+                return connection.getresponse(), connection
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                if not reused:
+                    raise
+            except BaseException:
+                connection.close()
+                raise
+
+    def _forwarding_proxy(self, parts) -> str | None:
+        """The http(s):// proxy a plain http:// request is handed to whole (Go sends no CONNECT then)."""
+        proxy = self.connection.proxy
+        if proxy and parts.scheme == "http" and not urlsplit(proxy).scheme.startswith("socks5"):
+            return proxy
+        return None
+
+    def _connection(self, parts, forward: str | None, timeout: float | None):
+        """(connection, reused): an idle kept-alive one made with the current TLS context, else a new one."""
+        context = self.ssl_context() if parts.scheme == "https" else None
+        with self._lock:
+            if self._idle_context is not context:  # an exec plugin issued a new client certificate
+                for idle in self._idle:
+                    idle.close()
+                self._idle, self._idle_context = [], context
+            connection = self._idle.pop() if self._idle else None
+        if connection is not None:
+            connection.sock.settimeout(timeout)
+            return connection, True
+        proxy = self.connection.proxy
+        connection_log.debug("new connection to %s%s", parts.netloc, f" through {redact_proxy_url(proxy)}" if proxy else "")
+        if forward:
+            opener = functools.partial(_open_proxy, forward)
+        else:
+            opener = functools.partial(self.open_socket, parts.geturl())
+        return _Connection(opener, parts, timeout), False
+
+    def _release(self, connection, response) -> None:
+        """Keep a connection whose answer was read to the end for the next request."""
+        if response.will_close or connection.sock is None:
+            connection.close()
+            return
+        with self._lock:
+            if len(self._idle) < POOL_SIZE:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     # -- WebSocket (exec) -----------------------------------------------------------------------
 
@@ -218,6 +270,9 @@ def _read(path: str | None) -> bytes | None:
 
 def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, who: str) -> None:
     """ssl loads certificates from files only: a private folder for the moment of loading."""
+    import shutil
+    import tempfile
+
     folder = tempfile.mkdtemp(prefix="kubectl-waypoint-")
     try:
         cert_path, key_path = os.path.join(folder, "client.crt"), os.path.join(folder, "client.key")
@@ -231,32 +286,6 @@ def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: 
                                  "fix client-certificate and client-key") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pool_manager(connection: Connection, context: ssl.SSLContext):
-    import urllib3
-
-    options = {"ssl_context": context, "maxsize": POOL_SIZE, "block": False}
-    if connection.tls.insecure:
-        options.update(cert_reqs="CERT_NONE", assert_hostname=False)
-        # The user chose insecure-skip-tls-verify; kubectl does not nag about it either.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    if connection.tls.server_name:
-        options["server_hostname"] = connection.tls.server_name
-    proxy = connection.proxy
-    if proxy is None:
-        return urllib3.PoolManager(**options)
-    parts = urlsplit(proxy)
-    if parts.scheme.startswith("socks5"):
-        from urllib3.contrib.socks import SOCKSProxyManager
-
-        # Go's SOCKS5 dialer hands the host name to the proxy: socks5h in urllib3's terms.
-        remote = parts._replace(scheme="socks5h").geturl()
-        return SOCKSProxyManager(remote, **options)
-    proxy_headers = _proxy_authorization(proxy)
-    return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers or None,
-                                proxy_ssl_context=ssl.create_default_context() if parts.scheme == "https" else None,
-                                **options)
 
 
 def _proxy_authorization(proxy: str) -> dict[str, str]:
@@ -279,11 +308,8 @@ def _socks_connection(proxy: str, host: str, port: int, timeout: float) -> socke
 
 def _connect_tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.socket:
     """An HTTP CONNECT tunnel through an http:// or https:// proxy, as Go's transport opens one."""
-    parts = urlsplit(proxy)
-    secure = parts.scheme == "https"
-    sock = socket.create_connection((parts.hostname, parts.port or (443 if secure else 80)), timeout=timeout)
-    if secure:  # Go checks an https proxy's certificate against the system's CAs (SSL_CERT_FILE too)
-        sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+    secure = urlsplit(proxy).scheme == "https"
+    sock = _open_proxy(proxy, timeout)
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     lines += [f"{name}: {value}" for name, value in _proxy_authorization(proxy).items()]
@@ -340,9 +366,89 @@ def relay(a: socket.socket, b: socket.socket, idle_seconds: float | None = None)
         b.close()
 
 
-class ProxyRefused(OSError):
+class ProxyFailure(OSError):
+    """The proxy, not the API server, failed the connection."""
+
+
+class ProxyUnreachable(ProxyFailure):
+    """No connection to the proxy itself."""
+
+    def __init__(self, proxy: str, cause: OSError):
+        super().__init__(f"cannot connect to the proxy {proxy}: {cause}")
+        self.proxy = proxy
+
+
+class ProxyRefused(ProxyFailure):
     """The proxy answered CONNECT with something else than 200."""
 
     def __init__(self, proxy: str, answer: str):
         super().__init__(f"the proxy {proxy} refused the tunnel ({answer[:80]})")
         self.proxy = proxy
+
+
+class _Connection(http.client.HTTPConnection):
+    """http.client's HTTP/1.1 connection on a socket we open: through the proxy, TLS done."""
+
+    def __init__(self, opener, server, timeout: float | None):
+        # Host: names the port only when it is not the scheme's own, as Go's request does.
+        self.default_port = 443 if server.scheme == "https" else 80
+        super().__init__(server.hostname or "", server.port or self.default_port, timeout=timeout)
+        self._opener = opener
+        self._request_timeout = timeout
+
+    def connect(self) -> None:
+        self.sock = self._opener(self._request_timeout or CONNECT_TIMEOUT)
+        self.sock.settimeout(self._request_timeout)  # None: no limit on reading an answer
+
+
+def _open_proxy(proxy: str, timeout: float) -> socket.socket:
+    """A connection to an http(s):// proxy itself (for CONNECT, or a request it forwards whole).
+
+    Go checks an https proxy's certificate against the system's CAs (SSL_CERT_FILE too)."""
+    parts = urlsplit(proxy)
+    secure = parts.scheme == "https"
+    try:
+        sock = socket.create_connection((parts.hostname, parts.port or (443 if secure else 80)), timeout=timeout)
+    except OSError as exc:
+        raise ProxyUnreachable(redact_proxy_url(proxy), exc) from exc
+    return ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname) if secure else sock
+
+
+class StreamResponse:
+    """A streaming answer: its status, then its body in decoded chunks as they arrive."""
+
+    def __init__(self, transport: Transport, connection: _Connection, response: http.client.HTTPResponse):
+        self.status, self._transport, self._connection, self._response = response.status, transport, connection, response
+
+    def read(self) -> bytes:
+        return _decoded(self._response.read(), self._response.headers)
+
+    def chunks(self) -> Iterator[bytes]:
+        gzipped = (self._response.headers.get("Content-Encoding") or "").lower() == "gzip"
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+        while True:
+            data = self._response.read1(65536)
+            if not data:
+                if inflate:
+                    yield inflate.flush()
+                return
+            yield inflate.decompress(data) if inflate else data
+
+    def release(self) -> None:
+        """Read to the end: the connection goes back for the next request."""
+        self._response.read()
+        self._transport._release(self._connection, self._response)
+
+    def close(self) -> None:
+        """Left half-read: the connection cannot be reused."""
+        self._connection.close()
+
+
+def _decoded(data: bytes, headers) -> bytes:
+    """The body as sent before gzip (we ask for it as Go's transport does, and undo it)."""
+    if (headers.get("Content-Encoding") or "").lower() == "gzip" and data:
+        try:
+            return zlib.decompress(data, 16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise http.client.HTTPException(f"the answer's gzip body is corrupt: {exc}") from exc
+    return data

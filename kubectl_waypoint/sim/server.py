@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import gzip
 import json
 import logging
 import select
@@ -68,6 +69,7 @@ class RequestRecord:
     impersonate: dict | None = None  # {"user", "groups", "uid", "extra"} from Impersonate-* headers
     peer: tuple = ()  # the client's (host, port): a proxy's connection when one carried the request
     accept_encoding: str = ""
+    gzipped: bool = False  # the answer went out gzip-encoded
 
     @property
     def acting_user(self) -> str:
@@ -146,6 +148,12 @@ def _decode_continue(token: str) -> str:
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise SelectorError(f"continue key is not valid: {exc}") from None
     return start[:-1]
+
+
+# kube-apiserver gzips (level 1) an answer over 128 KiB for a client that accepts gzip
+# (APIResponseCompression, on by default; apiserver/pkg/endpoints/handlers/responsewriters/writers.go:
+# defaultGzipThresholdBytes, defaultGzipContentEncodingLevel). Watches stream uncompressed.
+GZIP_THRESHOLD_BYTES = 128 * 1024
 
 
 class _Response(Exception):
@@ -252,6 +260,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         except _Response as response:
             if response.code:  # 0: answered already (exec) or dropped on purpose (a fault)
                 record.status = response.code
+            if response.code and not response.drop:
+                response = self._gzipped(response)
+                record.gzipped = "Content-Encoding" in response.headers
             if record.status != 101:  # an exec is logged as it starts, so live sessions show up
                 sim._log_request(record)  # before answering: a client may look at the log right after
             if response.drop:
@@ -266,6 +277,14 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             record.status = 500
             sim._log_request(record)
             self._respond(_Response(500, st.status_body(500, f"simulated cluster error: {exc!r}")))
+
+    def _gzipped(self, response: _Response) -> _Response:
+        """The answer as kube-apiserver sends it: gzipped when over the threshold and gzip is accepted."""
+        if (len(response.body) <= GZIP_THRESHOLD_BYTES or self.command == "HEAD"
+                or "gzip" not in (self.headers.get("Accept-Encoding") or "").lower()):
+            return response
+        return _Response(response.code, gzip.compress(response.body, compresslevel=1, mtime=0), response.content_type,
+                         {**response.headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
     def _hang_up(self) -> None:
         self.close_connection = True

@@ -14,6 +14,7 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from kubectl_waypoint.kube.transport import relay
 
@@ -33,6 +34,7 @@ class _Proxy:
         self.refuse = refuse
         self.tunnels: list[Tunnel] = []
         self.refused: list[str] = []
+        self.forwarded: list[str] = []  # request lines of absolute-form requests (ConnectProxy)
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -90,7 +92,9 @@ class _Proxy:
 
 
 class ConnectProxy(_Proxy):
-    """An HTTP proxy that serves CONNECT only (what clients use for an https:// server).
+    """An HTTP proxy: CONNECT (what clients use for an https:// server), and a request in absolute
+    form (`GET http://host:port/path`, what Go sends for an http:// server), forwarded and logged in
+    `forwarded`.
 
     With `certificate=(cert, key)` it is an https:// proxy: clients speak TLS to it first.
     """
@@ -128,6 +132,9 @@ class ConnectProxy(_Proxy):
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         method, _, rest = request_line.partition(" ")
         target = rest.partition(" ")[0]
+        if method != "CONNECT" and target.startswith("http://"):
+            self._forward(client, head, request_line, target)
+            return
         host, _, port = target.rpartition(":")
         upstream = self._open(host.strip("[]"), int(port)) if method == "CONNECT" and port.isdigit() else None
         if upstream is None:
@@ -135,6 +142,26 @@ class ConnectProxy(_Proxy):
             client.close()
             return
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        relay(client, upstream, IDLE_SECONDS)
+
+    def _forward(self, client: socket.socket, head: bytes, request_line: str, target: str) -> None:
+        """Hand an absolute-form request to its server in origin form; relay the connection after it."""
+        parts = urlsplit(target)
+        upstream = self._open(parts.hostname or "", parts.port or 80)
+        if upstream is None:
+            client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            client.close()
+            return
+        with self._lock:
+            self.forwarded.append(request_line)
+        origin = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        method, _, rest = request_line.partition(" ")
+        # One request per connection (the server closes after it), so every request of a kept-alive
+        # client connection comes through here and is rewritten, never relayed in absolute form.
+        first = f"{method} {origin} {rest.rpartition(' ')[2]}\r\nConnection: close".encode("latin-1")
+        fields, _, body = head[len(request_line.encode("latin-1")):].partition(b"\r\n\r\n")
+        kept = [line for line in fields.split(b"\r\n") if line and not line.lower().startswith(b"connection:")]
+        upstream.sendall(first + b"".join(b"\r\n" + line for line in kept) + b"\r\n\r\n" + body)
         relay(client, upstream, IDLE_SECONDS)
 
 

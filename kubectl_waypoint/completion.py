@@ -309,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     from .completion_fast import fast_answer
 
     words = list(sys.argv[1:] if argv is None else argv)
-    answer = fast_answer(words, os.environ)
+    try:
+        answer = fast_answer(words, os.environ)
+    except Exception:  # a shortcut that fails must not cost the TAB its answer: click gives it
+        answer = None
     if answer is None:
         from .__main__ import _restore_child_environment
         from .cli import cli

@@ -33,13 +33,20 @@ FOLDER = "kubectl-waypoint-completion"
 # Lists that are a pure function of the kubeconfig files' contents: exact whatever their age.
 KUBECONFIG_KINDS = frozenset({"contexts", "clusters", "users"})
 
-# The click parameters (cli.cluster_options) that choose the cluster, the identity or the namespace.
+# The click parameters (cli.cluster_options) that choose the cluster, the identity or the namespace,
+# and --request-timeout, whose bad value is an error the cache must not hide ("0" or "": the default).
 CONNECTION_PARAMS = ("kubeconfig", "context", "cluster", "user", "namespace", "server", "token", "impersonate",
                      "impersonate_groups", "impersonate_uid", "certificate_authority", "client_certificate",
-                     "client_key", "insecure_skip_tls_verify", "tls_server_name")
+                     "client_key", "insecure_skip_tls_verify", "tls_server_name", "request_timeout")
+_DEFAULTS = {"request_timeout": ("0", "")}
 _PATH_PARAMS = frozenset({"kubeconfig", "certificate_authority", "client_certificate", "client_key"})
 # What else changes the target: which files are read, and in-cluster access (kube/config.py).
 CLUSTER_ENVIRONMENT = ("KUBECONFIG", "HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE")
+
+# POSIX: entries and their folder must be this user's and private. Windows has neither owners nor
+# modes here; its profile folder is private already.
+_OWNER = os.geteuid() if hasattr(os, "geteuid") else None
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class Miss(Exception):
@@ -101,7 +108,7 @@ def cluster_identity(params: Mapping[str, object], environ: Mapping[str, str]) -
     parts = [kubeconfig_identity(params, environ)]
     for name in CONNECTION_PARAMS:
         value = params.get(name)
-        if value is None or value is False or value == ():
+        if value is None or value is False or value == () or value in _DEFAULTS.get(name, ()):
             continue
         if isinstance(value, tuple):
             parts += [name, str(len(value)), *value]
@@ -123,13 +130,12 @@ def entry_key(identity: str, kind: str, namespace: str | None) -> str:
 def read_entry(folder: str, key: str, now: float, max_age: float | None) -> list[str] | None:
     """The names stored under `key`, or None when there is no fresh, intact entry of ours."""
     try:
-        fd = os.open(os.path.join(folder, key), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(folder, key), os.O_RDONLY | _NOFOLLOW)
     except OSError:
         return None
     try:
         info = os.fstat(fd)
-        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077
-                or info.st_size > MAX_ENTRY_BYTES):
+        if not stat.S_ISREG(info.st_mode) or not _ours(info) or info.st_size > MAX_ENTRY_BYTES:
             return None
         if max_age is not None and not -1.0 <= now - info.st_mtime <= max_age:
             return None  # stale, or from the future (the clock went back): ask again
@@ -156,7 +162,7 @@ def write_entry(folder: str, key: str, names: list[str], fetched_at: float) -> N
     try:
         if not _private_folder(folder):
             return
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as stream:
                 stream.write(text.encode("utf-8", "surrogatepass"))
@@ -174,11 +180,15 @@ def _private_folder(folder: str) -> bool:
     """Create the folder 0700 (kubectl's cache directory above it as needed); refuse one not ours."""
     os.makedirs(folder, mode=0o700, exist_ok=True)
     info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+    if not stat.S_ISDIR(info.st_mode) or (_OWNER is not None and info.st_uid != _OWNER):
         return False
-    if info.st_mode & 0o077:
+    if _OWNER is not None and info.st_mode & 0o077:
         os.chmod(folder, 0o700)
     return True
+
+
+def _ours(info: os.stat_result) -> bool:
+    return _OWNER is None or (info.st_uid == _OWNER and not info.st_mode & 0o077)
 
 
 def _prune(folder: str, now: float) -> None:

@@ -248,6 +248,7 @@ FAST_LINES = [
     ["verify", "--only", "routing", "--skip", "skew", "-n", "i"], ["probe", "-H", "x: y", "--route", ""],
     ["probe", "--kubeconfig", "{sail}", "-n", ""], ["verify", "--insecure-skip-tls-verify", "-n", ""],
     ["verify", "--as", "x", "--as-group", "a", "--as-group", "b", "--context=sail", "-n", "k"],
+    ["verify", "--request-timeout", "10s", "-n", ""], ["verify", "--request-timeout=0", "-n", ""],
 ]
 DECLINED_LINES = [
     ["verify", "-n", "--"], ["verify", "--", "-n", ""], ["verify", "-"], ["verify", "--na"], ["verify", "-n", "-x"],
@@ -256,6 +257,7 @@ DECLINED_LINES = [
     ["verify", "-o", ""], ["probe", "-c", ""], ["rbac", "--user", ""], ["demo", "--scenario", ""], [""],
     ["-v", "6", "verify", "-n", ""], ["verify", "--insecure-skip-tls-verify=false", "-n", ""], ["verify", "="],
     ["verify", "-n"], ["verify", "stray", "-n", ""], ["verify", "--kubeconfig", ""],
+    ["verify", "--request-timeout", "nonsense", "-n", ""],  # an error click reports, not hidden by the cache
 ]
 
 
@@ -292,6 +294,7 @@ TOKENS = st.sampled_from([
     ["--context=book"], ["--context", "nowhere"], ["--kubeconfig", "{sail}"], ["-A"], ["--insecure-skip-tls-verify"],
     ["-o", "json"], ["--only", "routing"], ["--as-group", "g"], ["--", "x"], ["pod/x"], ["--expect-denied"],
     ["-c", "c"], ["--route", "reviews"], ["--user", "book"], ["--cluster", "sail"], ["-v", "2"], ["--count", "-1"],
+    ["--request-timeout", "nonsense"], ["--request-timeout", "0"], ["--as", "x"],
 ])
 LAST = st.sampled_from([
     ["-n", ""], ["-n", "b"], ["--namespace=i"], ["--context", ""], ["--context", "s"], ["--cluster", ""],
@@ -337,6 +340,16 @@ def test_the_option_tables_are_cli_pys():
                                               if isinstance(p, click.Option) for o in p.opts)
                        if param.name in completion_cache.CONNECTION_PARAMS}
     assert cluster_options <= set(GRAMMARS["skew"].values) | set(GRAMMARS["skew"].flags)
+
+
+def test_a_failing_shortcut_still_gets_the_tab_its_answer(both, capsys, monkeypatch):
+    from kubectl_waypoint import completion_fast
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the fast path")
+
+    monkeypatch.setattr(completion_fast, "fast_answer", broken)
+    assert "bookinfo" in tab(capsys, "verify", "-n", "")
 
 
 HIT_MODULES = "click yaml kubernetes urllib3 ssl http.client kubectl_waypoint.cli kubectl_waypoint.kube".split()

@@ -93,20 +93,9 @@ def matching(names, incomplete: str, prefix: str = "") -> list[str]:
     return [prefix + name for name in sorted(set(names)) if (prefix + name).startswith(incomplete)]
 
 
-def namespace_values(lookup: Lookup, incomplete: str) -> list[str]:
-    return matching(lookup("namespaces", None), incomplete)
-
-
-def context_values(lookup: Lookup, incomplete: str) -> list[str]:
-    return matching(lookup("contexts", None), incomplete)
-
-
-def cluster_values(lookup: Lookup, incomplete: str) -> list[str]:
-    return matching(lookup("clusters", None), incomplete)
-
-
-def user_values(lookup: Lookup, incomplete: str) -> list[str]:
-    return matching(lookup("users", None), incomplete)
+def names_of(kind: str) -> Callable[[Lookup, str], list[str]]:
+    """The values are the names of one list: namespaces, or the kubeconfig's contexts, clusters, users."""
+    return lambda lookup, incomplete: matching(lookup(kind, None), incomplete)
 
 
 def route_values(lookup: Lookup, incomplete: str) -> list[str]:
@@ -128,10 +117,10 @@ def client_values(lookup: Lookup, incomplete: str) -> list[str]:
 
 # The parameters (by click name) whose values come from the kubeconfig or the cluster.
 LOOKUP_VALUES = {
-    "namespace": namespace_values,
-    "context": context_values,
-    "cluster": cluster_values,
-    "user": user_values,
+    "namespace": names_of("namespaces"),
+    "context": names_of("contexts"),
+    "cluster": names_of("clusters"),
+    "user": names_of("users"),
     "route": route_values,
     "client": client_values,
 }
@@ -186,11 +175,7 @@ def _lookup(ctx) -> Lookup:
 
 
 def _from_lookup(values: Callable[[Lookup, str], list[str]]):
-    def completer(ctx, _param, incomplete):
-        return values(_lookup(ctx), incomplete)
-
-    completer.__name__ = completer.__qualname__ = f"complete_{values.__name__}"
-    return completer
+    return lambda ctx, _param, incomplete: values(_lookup(ctx), incomplete)
 
 
 def complete_files(_ctx, _param, incomplete):

@@ -81,6 +81,8 @@ def main() -> None:
              [[kubectl, "__complete", "get", "pods", "-n", ""]], 3.0),
             ("completion --context ''", [[kubectl, "__complete", "waypoint", "skew", "--context", ""]],
              [[kubectl, "__complete", "get", "pods", "-n", ""]], 3.0),
+            ("completion --route ''", [[kubectl, "__complete", "waypoint", "probe", "--route", ""]],
+             [[kubectl, "__complete", "get", "pods", "-n", ""]], 3.0),
             ("--help", [[ours, "--help"]], [[kubectl, "--help"]], 1.5),
             ("version", [[ours, "version"]], [[kubectl, "--help"]], 1.5),
             ("skew", [[ours, "skew"]], [[kubectl, *cache, *r] for r in reads], 1.2),

@@ -160,6 +160,24 @@ def test_real_kubectl_completes_namespaces_of_the_simulated_cluster(plugin_path,
     assert directive == f":{DIRECTIVE_NO_FILE_COMP}"
 
 
+def test_a_second_tab_through_kubectl_is_answered_without_asking_the_cluster(plugin_path, tmp_path):
+    """(The Cloud SDK's kubectl dispatcher sends its own GET /version: only lists are counted.)"""
+    with SimCluster("bookinfo", tls=True) as sim:
+        kubeconfig = sim.write_kubeconfig(str(tmp_path / "kubeconfig"), namespace="bookinfo")
+
+        def lists():
+            return [r.resource for r in sim.requests if r.verb == "list"]
+
+        first = kubectl_complete(plugin_path, "verify", "--kubeconfig", kubeconfig, "-n", "")
+        assert "bookinfo" in first[0] and lists() == ["namespaces"]
+        assert kubectl_complete(plugin_path, "verify", "--kubeconfig", kubeconfig, "-n", "") == first
+        assert kubectl_complete(plugin_path, "probe", "--kubeconfig", kubeconfig, "--route", "") == (
+            ["reviews"], f":{DIRECTIVE_NO_FILE_COMP}")
+        assert kubectl_complete(plugin_path, "probe", "--kubeconfig", kubeconfig, "--route", "rev") == (
+            ["reviews"], f":{DIRECTIVE_NO_FILE_COMP}")
+        assert lists() == ["namespaces", "httproutes"]
+
+
 # -- every flag value a user types (issue 13) -------------------------------------------------------
 
 def test_routes_complete_in_the_namespace_on_the_line_or_the_one_typed(bookinfo):

@@ -47,7 +47,9 @@ def cluster_options(all_namespaces: bool = True):
                          help="Server name for certificate validation and SNI (default: the server's host)."),
             click.option("--request-timeout", metavar="DURATION", default="0", show_default=True,
                          help="How long to wait for each API request (30s, 1m; 0 = no limit)."),
-            click.option("--cache-dir", metavar="PATH", help="Accepted for kubectl's sake; nothing is cached."),
+            click.option("--cache-dir", metavar="PATH",
+                         help="kubectl's cache directory (default $KUBECACHEDIR, else ~/.kube/cache); "
+                              "only shell completion keeps anything there."),
             click.option("--disable-compression", is_flag=True, help="Do not ask the server for compressed responses."),
         ]
         if all_namespaces:

@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import cli
 
         _restore_child_environment()  # credential plugins run while completing namespaces, too
-        warnings.simplefilter("ignore")  # e.g. urllib3's InsecureRequestWarning would land in the prompt
+        warnings.simplefilter("ignore")  # a library warning would land in the prompt
         answer = complete(cli, words)
     sys.stdout.write(answer.render())
     return 0

@@ -196,6 +196,19 @@ def test_a_short_lived_exec_credential_is_cached_until_it_expires(sim, run_cli, 
     assert len(sim.requests) > 5 and runs.read_text() == "x"
 
 
+def test_requests_share_one_kept_alive_connection_with_nagle_off_as_go_does(sim, tmp_path):
+    """Go keeps connections alive and sets TCP_NODELAY: small requests (access reviews) must not
+    wait for the server's delayed ACK, and a command's requests need not each pay a TLS handshake."""
+    import socket
+
+    cluster = Cluster(resolve_target(ClusterFlags(kubeconfig=sim.write_kubeconfig(str(tmp_path / "kubeconfig")))))
+    for _ in range(3):
+        cluster.list(PODS, "bookinfo")
+    assert len({record.peer for record in sim.requests}) == 1
+    kept = cluster._transport()._idle
+    assert len(kept) == 1 and kept[0].sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def test_a_token_file_is_read_again_when_it_changes(sim, tmp_path):
     sim.tokens.update({"first-file-token": "first", "second-file-token": "second"})
     token_file = tmp_path / "token"

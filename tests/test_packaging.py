@@ -238,7 +238,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
+def run_keeping_meipass(argv, folder) -> tuple[str, str, set[str]]:
     """(stdout, stderr, the files in the bootloader's _MEIxxxxxx folder when the program ended).
 
     The one-file bootloader unpacks into a fresh folder under TMPDIR, runs Python in a child
@@ -259,21 +259,19 @@ def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
         except BlockingIOError:
             pass
     os.set_blocking(write_end, True)
-    with open(folder / "stderr", "w") as stderr:
-        bootloader = subprocess.Popen(argv, stdout=write_end, stderr=stderr,
-                                      env=dict(os.environ, **(env or {}), TMPDIR=str(tmpdir)))
-    os.close(write_end)
-    deadline = time.monotonic() + 60
-    while not _children(bootloader.pid):
-        assert bootloader.poll() is None, f"the bootloader ended early: {(folder / 'stderr').read_text()}"
-        assert time.monotonic() < deadline, "the bootloader started no child"
-        time.sleep(0.005)
-    bootloader.kill()
-    bootloader.wait()
-    output = b""
-    with open(read_end, "rb") as stream:
-        for block in iter(lambda: stream.read(65536), b""):  # to EOF: the child has ended
-            output += block
+    with open(folder / "stderr", "w") as stderr, open(read_end, "rb") as stdout:
+        bootloader = subprocess.Popen(argv, stdout=write_end, stderr=stderr, env=dict(os.environ, TMPDIR=str(tmpdir)))
+        os.close(write_end)
+        try:
+            deadline = time.monotonic() + 60
+            while not _children(bootloader.pid):
+                assert bootloader.poll() is None, f"the bootloader ended early: {(folder / 'stderr').read_text()}"
+                assert time.monotonic() < deadline, "the bootloader started no child"
+                time.sleep(0.005)
+        finally:
+            bootloader.kill()
+            bootloader.wait()
+        output = b"".join(iter(lambda: stdout.read(65536), b""))  # to EOF: the child has ended
     meipass = list(tmpdir.glob("_MEI*"))
     assert len(meipass) == 1, meipass
     files = {str(path.relative_to(meipass[0])) for path in meipass[0].rglob("*") if not path.is_dir()}

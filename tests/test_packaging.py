@@ -352,6 +352,46 @@ def test_lazy_libraries_are_those_only_lazy_extension_modules_need():
                     "pkg.sub.core": ("libgcc_s.so", "pkg/sub/core.cpython-311.so")}
 
 
+def test_the_run_time_hook_writes_a_modules_libraries_from_the_archive_at_the_end_of_the_file(tmp_path, monkeypatch):
+    """The hook's reader against PyInstaller's own CArchiveWriter: an archive after a stand-in
+    bootloader and before 100 KB of trailing bytes (a macOS code signature), compressed and stored."""
+    from PyInstaller.archive.writers import CArchiveWriter
+
+    contents = {"libshared.so.1": os.urandom(70000), "pkg/_native.cpython-311.so": b"extension " * 20000,
+                "python3.11/lib-dynload/_other.cpython-311.so": os.urandom(1000)}
+    for name, data in contents.items():
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    CArchiveWriter(str(tmp_path / "pkg"), [(name, str(tmp_path / "src" / name), name.startswith("pkg/"), "a")
+                                           for name in contents], pylib_name="libpython3.11.so.1.0")
+    executable = tmp_path / "kubectl-waypoint"
+    executable.write_bytes(b"\x7fELF stand-in" * 1000 + (tmp_path / "pkg").read_bytes() + os.urandom(100000))
+    plan = {"pkg._native": ("libshared.so.1", "pkg/_native.cpython-311.so"),
+            "_other": ("libshared.so.1", "python3.11/lib-dynload/_other.cpython-311.so"),
+            "_missing": ("libabsent.so",)}
+    hook = lazy.write_hook(str(tmp_path / "hook.py"), plan)
+    meipass = tmp_path / "_MEI123"
+    meipass.mkdir()
+    monkeypatch.setattr(sys, "executable", str(executable))
+    monkeypatch.setattr(sys, "_MEIPASS", str(meipass), raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    exec(compile(open(hook).read(), hook, "exec"), {"__name__": "__main__"})
+    finder = sys.meta_path[0]
+
+    assert finder.find_spec("json") is None and list(meipass.iterdir()) == []  # not in the plan: nothing written
+    assert finder.find_spec("pkg._native") is None  # the path finder loads what was written
+    written = {str(p.relative_to(meipass)) for p in meipass.rglob("*") if p.is_file()}
+    assert written == {"libshared.so.1", "pkg/_native.cpython-311.so"}
+    assert all((meipass / name).read_bytes() == contents[name] for name in written)
+    shared = (meipass / "libshared.so.1").stat().st_ino
+    finder.find_spec("_other")
+    assert (meipass / "libshared.so.1").stat().st_ino == shared  # written once, not replaced under a loaded library
+    assert (meipass / "python3.11/lib-dynload/_other.cpython-311.so").read_bytes() == contents[
+        "python3.11/lib-dynload/_other.cpython-311.so"]
+    with pytest.raises(ImportError, match="cannot unpack libabsent.so from .* into "):
+        finder.find_spec("_missing")
+
+
 # -- the release archive ---------------------------------------------------------------------------
 
 def test_the_archive_holds_the_executable_and_license_as_krew_wants(built):

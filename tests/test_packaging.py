@@ -238,7 +238,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run_keeping_meipass(argv, folder) -> tuple[str, str, set[str]]:
+def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
     """(stdout, stderr, the files in the bootloader's _MEIxxxxxx folder when the program ended).
 
     The one-file bootloader unpacks into a fresh folder under TMPDIR, runs Python in a child
@@ -260,7 +260,8 @@ def run_keeping_meipass(argv, folder) -> tuple[str, str, set[str]]:
             pass
     os.set_blocking(write_end, True)
     with open(folder / "stderr", "w") as stderr, open(read_end, "rb") as stdout:
-        bootloader = subprocess.Popen(argv, stdout=write_end, stderr=stderr, env=dict(os.environ, TMPDIR=str(tmpdir)))
+        bootloader = subprocess.Popen(argv, stdout=write_end, stderr=stderr,
+                                      env=dict(os.environ, **(env or {}), TMPDIR=str(tmpdir)))
         os.close(write_end)
         try:
             deadline = time.monotonic() + 60
@@ -322,6 +323,17 @@ def test_exec_unpacks_pydantic_core_on_first_import(built, bookinfo, tmp_path):
          "http://productpage.bookinfo:9080/productpage", "--expect-status", "200", "-o", "json"], tmp_path)
     assert json.loads(stdout)["result"] == "pass", stderr
     assert _unpacked(files, PYDANTIC_CORE) == set(PYDANTIC_CORE)
+    assert _unpacked(files, TLS) == set(TLS)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_the_completion_name_unpacks_from_the_file_its_link_names(plugin_bin, bookinfo, tmp_path):
+    """kubectl runs kubectl_complete-waypoint, a symbolic link to the executable; a fresh HOME, so
+    that no completion cache answers instead of the cluster."""
+    link = os.path.join(plugin_bin, "kubectl_complete-waypoint")
+    stdout, stderr, files = run_keeping_meipass([link, "skew", "--kubeconfig", bookinfo.kubeconfig, "-n", "istio"],
+                                                tmp_path, env={"HOME": str(tmp_path)})
+    assert stdout.splitlines() == ["istio-system", ":4"], stderr
     assert _unpacked(files, TLS) == set(TLS)
 
 

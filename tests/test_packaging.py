@@ -42,6 +42,7 @@ def _load(name: str):
 build = _load("build")
 archive = _load("archive")
 krew = _load("krew")
+lazy = _load("lazy")
 
 
 def sample_paths() -> list[str]:
@@ -214,6 +215,193 @@ def test_completion_through_kubectl_reaches_the_single_file(plugin_bin, bookinfo
 
     assert kubectl_complete("sk")[0].split("\t")[0] == "skew"
     assert kubectl_complete("skew", "--kubeconfig", bookinfo.kubeconfig, "-n", "istio") == ["istio-system", ":4"]
+
+
+# -- lazy unpacking --------------------------------------------------------------------------------
+
+# Entered as PKG (CArchive typecode 'a', which the bootloader does not extract): exec and TLS.
+LAZY_LIBRARIES = ("pydantic_core/_pydantic_core.", "libcrypto.so", "libssl.so", "python3.11/lib-dynload/_ssl.")
+TLS = ("libcrypto.so", "libssl.so", "python3.11/lib-dynload/_ssl.")
+PYDANTIC_CORE = ("pydantic_core/_pydantic_core.",)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as stream:
+                parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found.append(int(entry))
+    return found
+
+
+def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
+    """(stdout, stderr, the files in the bootloader's _MEIxxxxxx folder when the program ended).
+
+    The one-file bootloader unpacks into a fresh folder under TMPDIR, runs Python in a child
+    process and deletes the folder when the child has ended. To see what a run left there, the
+    child's standard output is a pipe filled to the brim, so the child waits at its first write;
+    once the child exists the bootloader is killed (SIGKILL: it cannot forward it), so nothing
+    deletes the folder; then the pipe is drained and the child runs to its end.
+    """
+    tmpdir = folder / "tmp"
+    tmpdir.mkdir()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    filled = 0
+    for chunk in (b"\0" * 4096, b"\0"):
+        try:
+            while True:
+                filled += os.write(write_end, chunk)
+        except BlockingIOError:
+            pass
+    os.set_blocking(write_end, True)
+    with open(folder / "stderr", "w") as stderr, open(read_end, "rb") as stdout:
+        bootloader = subprocess.Popen(argv, stdout=write_end, stderr=stderr,
+                                      env=dict(os.environ, **(env or {}), TMPDIR=str(tmpdir)))
+        os.close(write_end)
+        try:
+            deadline = time.monotonic() + 60
+            while not _children(bootloader.pid):
+                assert bootloader.poll() is None, f"the bootloader ended early: {(folder / 'stderr').read_text()}"
+                assert time.monotonic() < deadline, "the bootloader started no child"
+                time.sleep(0.005)
+        finally:
+            bootloader.kill()
+            bootloader.wait()
+        output = b"".join(iter(lambda: stdout.read(65536), b""))  # to EOF: the child has ended
+    meipass = list(tmpdir.glob("_MEI*"))
+    assert len(meipass) == 1, meipass
+    files = {str(path.relative_to(meipass[0])) for path in meipass[0].rglob("*") if not path.is_dir()}
+    return output[filled:].decode(), (folder / "stderr").read_text(), files
+
+
+def _unpacked(files: set[str], prefixes) -> set[str]:
+    """Which of the libraries named by `prefixes` are among `files`."""
+    return {prefix for prefix in prefixes if any(name.startswith(prefix) for name in files)}
+
+
+def test_the_libraries_of_exec_and_tls_stay_in_the_file_until_imported(built):
+    from PyInstaller.archive.readers import CArchiveReader
+
+    toc = CArchiveReader(built[0]).toc
+    typecodes = {name: entry[4] for name, entry in toc.items()}
+    for prefix in LAZY_LIBRARIES:
+        assert {typecodes[name] for name in typecodes if name.startswith(prefix)} == {"a"}, prefix
+    assert typecodes["libpython3.11.so.1.0"] == "b"  # the bootloader loads it before any Python runs
+    assert toc[next(n for n in toc if n.startswith(PYDANTIC_CORE))][3] == 1  # compressed: only exec inflates it
+    assert os.path.getsize(built[0]) <= 25e6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+@pytest.mark.parametrize("argv", [["--help"], ["version"]])
+def test_help_and_version_unpack_no_tls_and_no_pydantic(built, tmp_path, argv):
+    stdout, stderr, files = run_keeping_meipass([built[0], *argv], tmp_path)
+    assert "kubectl-waypoint" in stdout or "Usage:" in stdout, stderr
+    assert "libpython3.11.so.1.0" in files  # the folder seen is the one the bootloader filled
+    assert _unpacked(files, LAZY_LIBRARIES) == set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_talking_to_a_cluster_unpacks_tls_on_first_import(built, bookinfo, tmp_path):
+    stdout, stderr, files = run_keeping_meipass([built[0], "skew", "--kubeconfig", bookinfo.kubeconfig], tmp_path)
+    assert "result: pass" in stdout, stderr
+    # Written into _MEIPASS, not found elsewhere: the system has a libssl.so.3 of its own.
+    assert _unpacked(files, TLS) == set(TLS)
+    assert _unpacked(files, PYDANTIC_CORE) == set()
+    assert not [name for name in files if name.endswith(".partial")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_exec_unpacks_pydantic_core_on_first_import(built, bookinfo, tmp_path):
+    """probe runs curl in a pod through exec, the one path that imports the kubernetes package."""
+    stdout, stderr, files = run_keeping_meipass(
+        [built[0], "probe", "--kubeconfig", bookinfo.kubeconfig, "-n", "curl", "deploy/curl",
+         "http://productpage.bookinfo:9080/productpage", "--expect-status", "200", "-o", "json"], tmp_path)
+    assert json.loads(stdout)["result"] == "pass", stderr
+    assert _unpacked(files, PYDANTIC_CORE) == set(PYDANTIC_CORE)
+    assert _unpacked(files, TLS) == set(TLS)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_the_completion_name_unpacks_from_the_file_its_link_names(plugin_bin, bookinfo, tmp_path):
+    """kubectl runs kubectl_complete-waypoint, a symbolic link to the executable; a fresh HOME, so
+    that no completion cache answers instead of the cluster."""
+    link = os.path.join(plugin_bin, "kubectl_complete-waypoint")
+    stdout, stderr, files = run_keeping_meipass([link, "skew", "--kubeconfig", bookinfo.kubeconfig, "-n", "istio"],
+                                                tmp_path, env={"HOME": str(tmp_path)})
+    assert stdout.splitlines() == ["istio-system", ":4"], stderr
+    assert _unpacked(files, TLS) == set(TLS)
+
+
+def test_lazy_libraries_are_those_only_lazy_extension_modules_need():
+    needs = {"libpython.so": ["libz.so", "libc.so.6"], "zlib.so": ["libz.so"], "_ctypes.so": ["libffi.so"],
+             "_ssl.so": ["libssl.so", "libcrypto.so"], "libssl.so": ["libcrypto.so"], "_hashlib.so": ["libcrypto.so"],
+             "core.so": ["libgcc_s.so"], "_uuid.so": ["libuuid.so"], "libffi.so": [], "libz.so": [],
+             "libcrypto.so": [], "libgcc_s.so": [], "libuuid.so": [], "libloaded_by_ctypes.so": []}
+    dynload = lazy.LIB_DYNLOAD
+    binaries = [("libpython.so", "libpython.so", "BINARY"), (dynload + "zlib.cpython-311.so", "zlib.so", "EXTENSION"),
+                (dynload + "_ctypes.cpython-311.so", "_ctypes.so", "EXTENSION"),
+                (dynload + "_ssl.cpython-311.so", "_ssl.so", "EXTENSION"),
+                (dynload + "_hashlib.cpython-311.so", "_hashlib.so", "EXTENSION"),
+                (dynload + "_uuid.cpython-311.so", "_uuid.so", "EXTENSION"),
+                ("pkg/sub/core.cpython-311.so", "core.so", "EXTENSION")] + [
+        (name, name, "BINARY") for name in ("libz.so", "libffi.so", "libssl.so", "libcrypto.so", "libgcc_s.so",
+                                            "libuuid.so", "libloaded_by_ctypes.so")]
+    eager, lazy_entries, plan = lazy.split(binaries, ["zlib", "_ctypes"], "libpython.so", lambda source: needs[source])
+    assert {dest for dest, _source, _kind in eager} == {
+        "libpython.so", "libz.so", dynload + "zlib.cpython-311.so", dynload + "_ctypes.cpython-311.so", "libffi.so",
+        "libloaded_by_ctypes.so"}
+    assert {dest for dest, _source, _kind in lazy_entries} == {
+        dynload + "_ssl.cpython-311.so", dynload + "_hashlib.cpython-311.so", dynload + "_uuid.cpython-311.so",
+        "pkg/sub/core.cpython-311.so", "libssl.so", "libcrypto.so", "libgcc_s.so", "libuuid.so"}
+    assert plan == {"_ssl": ("libcrypto.so", "libssl.so", dynload + "_ssl.cpython-311.so"),
+                    "_hashlib": ("libcrypto.so", dynload + "_hashlib.cpython-311.so"),
+                    "_uuid": ("libuuid.so", dynload + "_uuid.cpython-311.so"),
+                    "pkg.sub.core": ("libgcc_s.so", "pkg/sub/core.cpython-311.so")}
+
+
+def test_the_run_time_hook_writes_a_modules_libraries_from_the_archive_at_the_end_of_the_file(tmp_path, monkeypatch):
+    """The hook's reader against PyInstaller's own CArchiveWriter: an archive after a stand-in
+    bootloader and before 100 KB of trailing bytes (a macOS code signature), compressed and stored."""
+    from PyInstaller.archive.writers import CArchiveWriter
+
+    contents = {"libshared.so.1": os.urandom(70000), "pkg/_native.cpython-311.so": b"extension " * 20000,
+                "python3.11/lib-dynload/_other.cpython-311.so": os.urandom(1000)}
+    for name, data in contents.items():
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    CArchiveWriter(str(tmp_path / "pkg"), [(name, str(tmp_path / "src" / name), name.startswith("pkg/"), "a")
+                                           for name in contents], pylib_name="libpython3.11.so.1.0")
+    executable = tmp_path / "kubectl-waypoint"
+    executable.write_bytes(b"\x7fELF stand-in" * 1000 + (tmp_path / "pkg").read_bytes() + os.urandom(100000))
+    plan = {"pkg._native": ("libshared.so.1", "pkg/_native.cpython-311.so"),
+            "_other": ("libshared.so.1", "python3.11/lib-dynload/_other.cpython-311.so"),
+            "_missing": ("libabsent.so",)}
+    hook = lazy.write_hook(str(tmp_path / "hook.py"), plan)
+    meipass = tmp_path / "_MEI123"
+    meipass.mkdir()
+    monkeypatch.setattr(sys, "executable", str(executable))
+    monkeypatch.setattr(sys, "_MEIPASS", str(meipass), raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    exec(compile(open(hook).read(), hook, "exec"), {"__name__": "__main__"})
+    finder = sys.meta_path[0]
+
+    assert finder.find_spec("json") is None and list(meipass.iterdir()) == []  # not in the plan: nothing written
+    assert finder.find_spec("pkg._native") is None  # the path finder loads what was written
+    written = {str(p.relative_to(meipass)) for p in meipass.rglob("*") if p.is_file()}
+    assert written == {"libshared.so.1", "pkg/_native.cpython-311.so"}
+    assert all((meipass / name).read_bytes() == contents[name] for name in written)
+    shared = (meipass / "libshared.so.1").stat().st_ino
+    finder.find_spec("_other")
+    assert (meipass / "libshared.so.1").stat().st_ino == shared  # written once, not replaced under a loaded library
+    assert (meipass / "python3.11/lib-dynload/_other.cpython-311.so").read_bytes() == contents[
+        "python3.11/lib-dynload/_other.cpython-311.so"]
+    with pytest.raises(ImportError, match="cannot unpack libabsent.so from .* into "):
+        finder.find_spec("_missing")
 
 
 # -- the release archive ---------------------------------------------------------------------------

@@ -81,9 +81,13 @@ def stage_sources(work: str, commit: str) -> str:
     staged = os.path.join(work, "src")
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(os.path.join(REPO, "kubectl_waypoint"), os.path.join(staged, "kubectl_waypoint"),
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_build.py"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_build.py", "_help_pages.py"))
     with open(os.path.join(staged, "kubectl_waypoint", "_build.py"), "w", encoding="utf-8") as stream:
         stream.write(f'"""Written by build/build.py."""\n\nCOMMIT = {commit!r}\n')
+    # click's help pages at every width, rendered from the staged code (kubectl_waypoint/help_pages.py).
+    pages = os.path.join(staged, "kubectl_waypoint", "_help_pages.py")
+    render = f"from kubectl_waypoint.help_pages import write_module; write_module({pages!r})"
+    subprocess.run([sys.executable, "-c", render], env=dict(os.environ, PYTHONPATH=staged), check=True, cwd=staged)
     return staged
 
 

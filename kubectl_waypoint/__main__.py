@@ -62,11 +62,20 @@ def requested_verbosity(argv: list[str]) -> int:
 VERSION_ONLY = (["version"], ["--version"])
 
 
-def _print_version_only() -> int:
-    from .buildinfo import build_info, version_line
+def _static_answer(args: list[str]) -> str | None:
+    """What `version` or a stored help page (help_pages.py) prints, known without click."""
+    if args in VERSION_ONLY:
+        from .buildinfo import build_info, version_line
 
+        return version_line(build_info())
+    from .help_pages import stored_page
+
+    return stored_page(args)
+
+
+def _print(text: str) -> int:
     try:
-        sys.stdout.write(version_line(build_info()))
+        sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         sys.stderr.close()
@@ -75,8 +84,9 @@ def _print_version_only() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args in VERSION_ONLY:
-        return _print_version_only()
+    answer = _static_answer(args)
+    if answer is not None:
+        return _print(answer)
     import click
 
     from .cli import cli

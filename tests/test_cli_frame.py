@@ -104,3 +104,28 @@ def test_error_line_escapes_control_characters_from_user_input(run_cli):
     result = run_cli("skew", "--request-timeout", "1\n\x1b[31mred", expect=2)
     (line,) = result.stderr.splitlines()
     assert "\\n" in line and "\x1b" not in line and "\\x1b[31mred" in line
+
+
+def test_stored_help_pages_are_what_click_prints_at_every_terminal_width(capsys, monkeypatch):
+    """The single executable answers `[COMMAND] --help` from pages click rendered at build time
+    (help_pages.py); at any terminal width they must be exactly what click prints there."""
+    import types
+
+    from kubectl_waypoint.__main__ import main
+    from kubectl_waypoint.cli import cli
+    from kubectl_waypoint.help_pages import render_pages, stored_page
+
+    pages = render_pages(cli)
+    assert set(pages) == {"", *(name for name, command in cli.commands.items() if not command.hidden)}
+    for columns in ("20", "52", "79", "100", "101", "250"):
+        monkeypatch.setenv("COLUMNS", columns)
+        for args in (["--help"], ["-h"], ["skew", "--help"], ["verify", "-h"], ["probe", "--help"]):
+            monkeypatch.delitem(sys.modules, "kubectl_waypoint._help_pages", raising=False)
+            cli.main(args=args, prog_name="kubectl waypoint", standalone_mode=False)
+            by_click = capsys.readouterr().out
+            assert stored_page(args) is None  # a source install stores no pages: click answers
+            monkeypatch.setitem(sys.modules, "kubectl_waypoint._help_pages", types.SimpleNamespace(PAGES=pages))
+            assert main(args) == 0
+            assert capsys.readouterr().out == by_click, (columns, args)
+    for args in (["--no-color", "--help"], ["skew", "-o", "json", "--help"], ["bogus", "--help"], ["--help", "x"]):
+        assert stored_page(args) is None, args  # anything else on the line: click decides

@@ -128,7 +128,21 @@ def test_a_build_outside_git_needs_the_commit_named(tmp_path, monkeypatch):
 
 
 def test_the_build_leaves_no_stamp_in_the_source_tree(built):
-    assert not os.path.exists(os.path.join(REPO, "kubectl_waypoint", "_build.py"))
+    for written in ("_build.py", "_help_pages.py"):
+        assert not os.path.exists(os.path.join(REPO, "kubectl_waypoint", written))
+
+
+@pytest.mark.parametrize("columns", ["60", "200"])
+def test_the_single_files_stored_help_is_what_the_source_prints(built, columns):
+    """--help comes from pages rendered at build time (help_pages.py): the same text as click's."""
+    from PyInstaller.archive.readers import CArchiveReader
+
+    assert "kubectl_waypoint._help_pages" in CArchiveReader(built[0]).open_embedded_archive("PYZ.pyz").toc
+    for args in (["--help"], ["skew", "-h"], ["watch", "--help"]):
+        frozen = run([built[0], *args], env={"COLUMNS": columns})
+        source = run([sys.executable, "-m", "kubectl_waypoint", *args], env={"COLUMNS": columns})
+        assert frozen.returncode == source.returncode == 0, frozen.stderr + source.stderr
+        assert frozen.stdout == source.stdout, args
 
 
 def test_kubectl_finds_the_plugin_and_lists_it_without_warnings(plugin_bin):

@@ -138,10 +138,11 @@ def _cluster_flags(ctx):
 
 def _kubeconfig(ctx):
     """The merged kubeconfig the flags on the line select (no network)."""
-    from .kube.config import kubeconfig_paths, load_merged_kubeconfig
+    from .kube.config import load_merged_kubeconfig
+    from .kubectl_files import kubeconfig_paths
 
     flags = _cluster_flags(ctx)
-    paths = kubeconfig_paths(flags.kubeconfig, os.environ, os.environ.get("HOME") or os.path.expanduser("~"))
+    paths = kubeconfig_paths(flags.kubeconfig, os.environ)
     return load_merged_kubeconfig(paths, explicit=bool(flags.kubeconfig))
 
 

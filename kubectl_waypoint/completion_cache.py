@@ -21,6 +21,8 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 
+from .kubectl_files import home_folder, kubeconfig_paths
+
 # Long enough to cover the TABs of one command line being typed (seconds apart), short enough that
 # a namespace, route or pod created meanwhile shows up within half a minute; kubectl itself never
 # caches these lists. Age counts from the moment the request was sent.
@@ -60,20 +62,8 @@ def cache_folder(cache_dir_flag: str | None, environ: Mapping[str, str]) -> str:
     toDiscoveryClient): a non-empty --cache-dir, else $KUBECACHEDIR when set and non-empty, else
     $HOME/.kube/cache (client-go's homedir.HomeDir()).
     """
-    base = cache_dir_flag or environ.get("KUBECACHEDIR") or os.path.join(_home(environ), ".kube", "cache")
+    base = cache_dir_flag or environ.get("KUBECACHEDIR") or os.path.join(home_folder(environ), ".kube", "cache")
     return os.path.join(os.path.abspath(base), FOLDER)
-
-
-def _home(environ: Mapping[str, str]) -> str:
-    return environ.get("HOME") or os.path.expanduser("~")
-
-
-def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
-    """The files kubectl reads, as kube.config.kubeconfig_paths says (that module imports YAML)."""
-    if explicit:
-        return [explicit]
-    listed = [path for path in environ.get("KUBECONFIG", "").split(os.pathsep) if path]
-    return list(dict.fromkeys(listed)) or [os.path.join(_home(environ), ".kube", "config")]
 
 
 def _digest(parts: list[str]) -> str:

@@ -229,12 +229,16 @@ def test_old_entries_are_pruned_when_a_new_one_is_written(both, capsys):
 
 
 def test_kubeconfig_paths_are_kubectls(tmp_path):
+    """The cache keys on the files the loader reads (one function serves both): client-go's rule."""
     home = str(tmp_path)
-    for explicit, environ in [(None, {}), ("/x/k", {"KUBECONFIG": "/a"}), (None, {"KUBECONFIG": f"/a{os.pathsep}/b"}),
-                              (None, {"KUBECONFIG": f"/a{os.pathsep}{os.pathsep}/a{os.pathsep}/c"}),
-                              (None, {"KUBECONFIG": ""})]:
-        assert kubeconfig_paths(explicit, {**environ, "HOME": home}) == kube_config.kubeconfig_paths(
-            explicit, environ, home)
+    default = [os.path.join(home, ".kube", "config")]
+    for explicit, environ, expected in [
+            (None, {}, default), ("/x/k", {"KUBECONFIG": "/a"}, ["/x/k"]),
+            (None, {"KUBECONFIG": f"/a{os.pathsep}/b"}, ["/a", "/b"]),
+            (None, {"KUBECONFIG": f"/a{os.pathsep}{os.pathsep}/a{os.pathsep}/c"}, ["/a", "/c"]),
+            (None, {"KUBECONFIG": ""}, default), (None, {"KUBECONFIG": os.pathsep}, [])]:
+        assert kubeconfig_paths(explicit, {**environ, "HOME": home}) == expected, environ
+    assert completion_cache.kubeconfig_paths is kube_config.kubeconfig_paths
 
 
 # -- the fast path -----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import BadInput, ClusterUnavailable
+from ..kubectl_files import home_folder, kubeconfig_paths
 from .connection import Connection, build_connection, cluster_overrides, merge_cluster, merge_user, user_overrides
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -142,16 +143,6 @@ class MergedKubeconfig:
     clusters: dict[str, dict]
     contexts: dict[str, dict]
     users: dict[str, dict]
-
-
-def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str], home: str) -> list[str]:
-    """The files kubectl would read: --kubeconfig alone, else KUBECONFIG's entries, else ~/.kube/config."""
-    if explicit:
-        return [explicit]
-    listed = environ.get("KUBECONFIG", "")
-    if listed:
-        return list(dict.fromkeys(path for path in listed.split(os.pathsep) if path))
-    return [os.path.join(home, ".kube", "config")]
 
 
 def load_kubeconfig_file(path: str) -> dict | None:
@@ -336,7 +327,7 @@ def resolve_target(flags: ClusterFlags, environ: Mapping[str, str] | None = None
     """The target kubectl would use for these flags and this environment (no network, no plugins run)."""
     environ = dict(os.environ if environ is None else environ)
     timeout = parse_duration(flags.request_timeout) if flags.request_timeout is not None else None
-    home = home or environ.get("HOME") or os.path.expanduser("~")
+    home = home or home_folder(environ)
     paths = kubeconfig_paths(flags.kubeconfig, environ, home)
     config = load_merged_kubeconfig(paths, explicit=bool(flags.kubeconfig))
     searched = ", ".join(config.files) if config.files else _describe_missing(flags, environ, paths)

@@ -17,7 +17,8 @@ def build_info() -> dict:
         "kind": "Version",
         "version": f"v{__version__}",
         "commit": COMMIT,
-        "python": f"Python {sys.version.split()[0]}"  # what platform.python_version() parses, without importing platform,
+        # What platform.python_version() parses out of sys.version, without importing platform.
+        "python": f"Python {sys.version.split()[0]}",
     }
 
 

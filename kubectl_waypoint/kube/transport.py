@@ -123,8 +123,13 @@ class Transport:
         started = time.monotonic()
         try:
             response, connection = self._send(method, url, headers, body, timeout)
+        except Exception:
+            log_request(method, url, None, "", started)
+            raise
+        try:
             data = response.read()
         except Exception:
+            connection.close()  # cut mid-answer: never kept for the next request
             log_request(method, url, None, "", started)
             raise
         self._release(connection, response)
@@ -436,8 +441,7 @@ class StreamResponse:
         return _decoded(self._response.read(), self._response.headers)
 
     def chunks(self) -> Iterator[bytes]:
-        gzipped = (self._response.headers.get("Content-Encoding") or "").lower() == "gzip"
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if _gzipped(self._response.headers) else None
         while True:
             data = self._response.read1(65536)
             if not data:
@@ -456,9 +460,14 @@ class StreamResponse:
         self._connection.close()
 
 
+def _gzipped(headers) -> bool:
+    """Whether the body is gzip-encoded (we ask for it as Go's transport does, and undo it)."""
+    return (headers.get("Content-Encoding") or "").lower() == "gzip"
+
+
 def _decoded(data: bytes, headers) -> bytes:
-    """The body as sent before gzip (we ask for it as Go's transport does, and undo it)."""
-    if (headers.get("Content-Encoding") or "").lower() == "gzip" and data:
+    """The body as sent before gzip."""
+    if _gzipped(headers) and data:
         try:
             return zlib.decompress(data, 16 + zlib.MAX_WBITS)
         except zlib.error as exc:

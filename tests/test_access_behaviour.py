@@ -290,6 +290,20 @@ def test_a_proxy_that_refuses_is_named_without_its_password(sim, run_cli, tmp_pa
     assert "proxy-s3cret" not in logged.stderr + error and sim.token not in logged.stderr + error
 
 
+def test_a_proxy_nobody_answers_at_is_named_as_the_proxy_not_the_server(sim, run_cli, tmp_path):
+    """Nothing listening at proxy-url: the sentence names the proxy (without its password), not the API server."""
+    import socket
+
+    with socket.socket() as placeholder:  # a port that was free a moment ago and has no listener
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    url = f"http://user:proxy-s3cret@127.0.0.1:{port}"
+    kubeconfig = edit_kubeconfig(sim.write_kubeconfig(str(tmp_path / "kubeconfig")), **{"proxy-url": url})
+    error = one_line_error(run_cli("skew", "--kubeconfig", kubeconfig, expect=3).stderr)
+    assert error.startswith(f"error: the proxy 127.0.0.1:{port} (proxy-url in the kubeconfig) did not carry"), error
+    assert "proxy-s3cret" not in error and not sim.requests
+
+
 @pytest.mark.parametrize("provider, names", [("gcp", "gke-gcloud-auth-plugin"), ("azure", "kubelogin")])
 def test_removed_auth_providers_say_what_to_install_like_kubectl(sim, run_cli, tmp_path, provider, names):
     kubeconfig = edit_kubeconfig(sim.write_kubeconfig(str(tmp_path / "kubeconfig")),

@@ -8,10 +8,10 @@ on thousands of nodes costs a few pages of requests and little memory. The judgi
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import logs
 from .kube import resources as r
 from .kube.client import NotFound, PermissionDenied
 from .ownership import (ADDRESS_ENV, DEFAULT as DEFAULT_REVISION, ISTIO_CNI_CLAIM, REV_LABEL, SELECTOR, TAG_LABEL,
@@ -21,7 +21,7 @@ from .versions import IstioVersion, parse_version, version_from_image
 if TYPE_CHECKING:
     from .kube.client import Cluster
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 # A Gateway is a waypoint when its GatewayClass names this controller, whatever the class is called
 # (pilot/pkg/config/kube/gateway); the class names below are only what is assumed when classes

@@ -10,7 +10,6 @@ complete, at --timeout, or on Ctrl-C.
 from __future__ import annotations
 
 import datetime
-import logging
 import queue
 import threading
 import time
@@ -18,13 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import logs
 from .errors import ClusterUnavailable, ExitCode, Inconclusive, WaypointError
 from .kube import resources as r
 from .kube.watch import Follower, Source
 from .render.watch import event_line
 from .timeline import UpgradeTimeline
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 PROBE_SESSION_S = 15.0  # one exec of curl covers this much of the watch (then the next one starts)
 REQUEST_TIMEOUT_S = 5.0  # as verify's probes: a slow answer under load is not an outage

@@ -131,6 +131,8 @@ def test_v6_logs_one_line_per_request_like_kubectl_and_never_the_token(sim, run_
     sim.clear_requests()
     ours = run_cli("skew", "--kubeconfig", kubeconfig, "-n", "bookinfo", *form).stderr.splitlines()
     assert len(ours) == len(sim.requests) and all(REQUEST_LINE.match(line) for line in ours), ours
+    # each names the line of transport.py that made the request, as kubectl's name round_trippers.go
+    assert all(" transport.py:" in line for line in ours), ours
     assert sim.token not in kubectl.stderr + "".join(ours)
     assert run_cli("skew", "--kubeconfig", kubeconfig, "-n", "bookinfo", "-v", "3").stderr == ""
 

@@ -82,3 +82,11 @@ def test_no_module_level_import_cycle():
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+def test_product_modules_log_through_lazy_loggers():
+    """`import logging` at module level would put it back on every start (kubectl_waypoint/logs.py)."""
+    offenders = [module_name(path) for path in sorted(PACKAGE.rglob("*.py"))
+                 if not module_name(path).startswith("kubectl_waypoint.sim")
+                 and ("logging", True) in imports(path)]
+    assert offenders == []

@@ -7,9 +7,9 @@ routing` does not read istiod's sync status. Judging happens in judges.py, never
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass, field
 
+from .. import logs
 from ..discovery import GATEWAY_NAME_LABEL, WAYPOINT, MeshInventory, fetch_inventory
 from ..errors import WaypointError
 from ..kube import resources as r
@@ -19,7 +19,7 @@ from ..prometheus import PROXY_CONTAINER, STATS_COMMAND
 from ..sync import DebugEndpointOff, ProxySync, parse_istiod_version, parse_proxy_status, parse_syncz
 from .probe_config import ProbeConfig
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"

@@ -7,16 +7,16 @@ when the cluster cannot be used at all, which ends the run (exit 3).
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Protocol
 
+from .. import logs
 from ..errors import ClusterUnavailable, WaypointError
 from ..kube.client import PermissionDenied
 from .catalogue import Catalogue, CheckSpec
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 SEVERITY = {"pass": 0, "skip": 0, "warn": 1, "inconclusive": 2, "fail": 3}
 RETRY_INTERVAL_S = 5.0

@@ -8,7 +8,6 @@ failure becomes a typed error with kubectl-like wording; nothing here prints or 
 from __future__ import annotations
 
 import json
-import logging
 import random
 import re
 import time
@@ -17,7 +16,7 @@ from http.client import HTTPException, IncompleteRead, RemoteDisconnected
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import quote, urlencode, urlparse
 
-from .. import __version__
+from .. import __version__, logs
 from ..errors import BadInput, ClusterUnavailable, WaypointError
 from .resources import Resource
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from .config import KubeTarget
     from .transport import Transport
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 PAGE_SIZE = 500  # kubectl's --chunk-size default
 MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads

@@ -16,11 +16,11 @@ role grants both; on an older server a missing `create` is only a warning, since
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Collection, Iterable, Sequence
 
+from .. import logs
 from ..errors import ClusterUnavailable, WaypointError
 from . import resources as r
 from .client import PermissionDenied
@@ -29,7 +29,7 @@ from .resources import Resource
 if TYPE_CHECKING:
     from .client import Cluster
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 CLUSTER = "cluster"  # every namespace, or a cluster-scoped resource: a ClusterRole
 TARGET = "target"  # the command's namespace (-n); every namespace when it has none (skew -A)

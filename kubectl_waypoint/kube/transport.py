@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.client
-import logging
 import os
 import socket
 import ssl
@@ -24,16 +23,17 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
+from .. import logs
 from ..errors import ClusterUnavailable
 from .connection import Connection
 from .credentials import ClientCertificate, CredentialSource
 from .proxy import redact_proxy_url
 
 # One line per request, at -v 6 (cli.py attaches the handler).
-request_log = logging.getLogger("kubectl_waypoint.requests")
+request_log = logs.getLogger("kubectl_waypoint.requests")
 # Each new connection (kept-alive ones are reused), at -v 9 only: like kubectl's -v 6, one line a
 # request is all a lower level shows.
-connection_log = logging.getLogger("kubectl_waypoint.connections")
+connection_log = logs.getLogger("kubectl_waypoint.connections")
 
 CONNECT_TIMEOUT = 30.0  # seconds to connect without --request-timeout (Go's dialer gives 30 s too)
 POOL_SIZE = 8  # connections kept per host; probes run up to --parallel exec sessions besides
@@ -261,7 +261,7 @@ def _https(url: str) -> str:
 
 def log_request(method: str, url: str, status: int | None, reason: str, started: float) -> None:
     """kubectl's -v 6 line: `GET https://host/path 200 OK in 3 milliseconds` (no header, no body)."""
-    if request_log.isEnabledFor(logging.INFO):
+    if request_log.isEnabledFor(logs.INFO):
         milliseconds = int((time.monotonic() - started) * 1000)
         answer = f" {status} {reason}".rstrip() if status else ""  # no answer: the connection failed
         request_log.info("%s %s%s in %d milliseconds", method, url, answer, milliseconds)

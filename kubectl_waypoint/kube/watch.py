@@ -10,7 +10,6 @@ events of all of them arrive on one queue in the order they were received.
 
 from __future__ import annotations
 
-import logging
 import queue
 import random
 import threading
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .. import logs
 from ..errors import ClusterUnavailable
 from .client import ContinueExpired, PAGE_SIZE, PermissionDenied, ResourceNotInstalled
 from .resources import Resource
@@ -26,7 +26,7 @@ from .resources import Resource
 if TYPE_CHECKING:
     from .client import Cluster
 
-log = logging.getLogger(__name__)
+log = logs.getLogger(__name__)
 
 WATCH_SECONDS = 300  # each watch asks the server to end it after this; it is then resumed
 BACKOFF_START_S = 0.5

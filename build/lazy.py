@@ -1,4 +1,4 @@
-"""Which libraries the one-file executable unpacks at every start, and which on first import.
+"""Which files the one-file executable unpacks at every start, and which on first import.
 
 PyInstaller's one-file bootloader writes every BINARY entry of its archive (typecode 'b') into a
 fresh sys._MEIPASS before Python starts, about 20 MB at every start, most of it never loaded by a
@@ -8,6 +8,8 @@ bootstrap loads before any of our code runs (libpython, the extension modules it
 imports, and the libraries those need); every other extension module, with the bundled libraries
 only it needs, goes into the archive as a PKG entry (CArchive typecode 'a'), which the bootloader
 does not extract, and the run-time hook lazy_unpack_rthook.py writes them on first import.
+Data files go the same way, with the package that reads them (about 7 ms of every start for the
+demo's scenarios, certifi's CA bundle and distribution metadata that most runs never read).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ LIB_DYNLOAD = f"python{sys.version_info.major}.{sys.version_info.minor}/lib-dynl
 BOOTSTRAP_EXTENSIONS = ("_ctypes",)
 HOOK_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lazy_unpack_rthook.py")
 HOOK_NAME = "pyi_rth_waypoint_lazy_unpack"
+METADATA_READER = "importlib.metadata"
 
 Entry = tuple[str, str, str]  # (name in the archive, source path, Analysis typecode)
 
@@ -73,6 +76,35 @@ def split(binaries: Iterable[Entry], eager_modules: Iterable[str], python_librar
     eager = {d for root in roots for d in closure(root)}
     plan = {name: tuple(d for d in closure(dest) if d not in eager) for name, dest in sorted(lazy_modules.items())}
     return ([by_dest[d] for d in sorted(eager)], [by_dest[d] for d in sorted(by_dest) if d not in eager], plan)
+
+
+def split_data(datas: Iterable[Entry], packages: Iterable[str]) -> tuple[list[Entry], list[Entry], dict[str, tuple[str, ...]]]:
+    """(eager entries, lazy entries, {module: data files to write before importing it}).
+
+    A data file is written when the package whose folder holds it is first imported: the nearest
+    enclosing one (kubectl_waypoint/sim/scenarios/bookinfo.yaml with kubectl_waypoint.sim, certifi's
+    cacert.pem with certifi), as every reader of a package's data is code of that package or of
+    a package inside it. The metadata of distributions (*.dist-info) goes with importlib.metadata,
+    which reads it. A file of no package stays eager, as does what is not plain data.
+    """
+    packages = set(packages)
+    eager, lazy_entries, plan = [], [], {}
+    for entry in sorted(set(datas)):
+        dest = entry[0].replace(os.sep, "/")
+        folders = dest.split("/")[:-1]
+        if entry[2] != "DATA":  # a symbolic link, base_library.zip: the bootloader's to make
+            owner = None
+        elif folders and folders[0].endswith(".dist-info"):
+            owner = METADATA_READER
+        else:
+            owner = next((".".join(folders[:depth]) for depth in range(len(folders), 0, -1)
+                          if ".".join(folders[:depth]) in packages), None)
+        if owner is None:
+            eager.append(entry)
+        else:
+            lazy_entries.append(entry)
+            plan[owner] = (*plan.get(owner, ()), dest)
+    return eager, lazy_entries, plan
 
 
 def write_hook(path: str, plan: dict[str, tuple[str, ...]]) -> str:

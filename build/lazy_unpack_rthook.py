@@ -1,12 +1,13 @@
 # PyInstaller run-time hook of the one-file executable (the template; build/lazy.py appends the
-# plan): extension modules are written into sys._MEIPASS on their first import.
+# plan): extension modules are written into sys._MEIPASS on their first import, data files on the
+# first import of their package.
 #
 # The bootloader unpacks only the archive entries of typecode 'b', 'x', 'Z' and 'n' (and 'd' of
 # multipackage builds) before Python starts: pyinstaller/pyinstaller bootloader/src/pyi_launch.c,
 # pyi_launch_extract_files_from_archive ("Not extractable; skip" for every other typecode), and
 # pyi_archive.c, _pyi_archive_is_extractable (read at v6.11; tests/test_packaging.py checks the
 # bootloader we build with, 6.22). build/lazy.py entered the extension modules nothing needs at
-# start-up, and the libraries only they link to, as 'a' entries; this finder, first on
+# start-up, the libraries only they link to, and the data files, as 'a' entries; this finder, first on
 # sys.meta_path, writes a module's entries (libraries first) when it is about to be imported and
 # returns None, so Python's own path finder loads the file as if the bootloader had written it.
 # The bootloader still deletes sys._MEIPASS at exit, with whatever was written here.

@@ -237,6 +237,8 @@ def test_completion_through_kubectl_reaches_the_single_file(plugin_bin, bookinfo
 LAZY_LIBRARIES = ("pydantic_core/_pydantic_core.", "libcrypto.so", "libssl.so", "python3.11/lib-dynload/_ssl.")
 TLS = ("libcrypto.so", "libssl.so", "python3.11/lib-dynload/_ssl.")
 PYDANTIC_CORE = ("pydantic_core/_pydantic_core.",)
+# Data files, written with the package that reads them.
+LAZY_DATA = ("kubectl_waypoint/sim/scenarios/", "kubectl_waypoint/checks/", "certifi/", "click-", "pydantic-")
 
 
 def _children(pid: int) -> list[int]:
@@ -312,11 +314,21 @@ def test_the_libraries_of_exec_and_tls_stay_in_the_file_until_imported(built):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
 @pytest.mark.parametrize("argv", [["--help"], ["version"]])
-def test_help_and_version_unpack_no_tls_and_no_pydantic(built, tmp_path, argv):
+def test_help_and_version_unpack_no_tls_no_pydantic_and_no_data(built, tmp_path, argv):
     stdout, stderr, files = run_keeping_meipass([built[0], *argv], tmp_path)
     assert "kubectl-waypoint" in stdout or "Usage:" in stdout, stderr
     assert "libpython3.11.so.1.0" in files  # the folder seen is the one the bootloader filled
     assert _unpacked(files, LAZY_LIBRARIES) == set()
+    assert _unpacked(files, LAZY_DATA) == set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_data_files_are_unpacked_with_the_package_that_reads_them(built, tmp_path):
+    """The demo reads its scenarios (kubectl_waypoint.sim) and verify's check catalogue
+    (kubectl_waypoint.checks); skew no scenario (test_talking_to_a_cluster_unpacks_tls_on_first_import)."""
+    stdout, stderr, files = run_keeping_meipass([built[0], "demo", "-o", "json"], tmp_path)
+    assert json.loads(stdout)["result"] == "pass", stderr
+    assert {"kubectl_waypoint/sim/scenarios/", "kubectl_waypoint/checks/"} <= _unpacked(files, LAZY_DATA)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
@@ -326,6 +338,7 @@ def test_talking_to_a_cluster_unpacks_tls_on_first_import(built, bookinfo, tmp_p
     # Written into _MEIPASS, not found elsewhere: the system has a libssl.so.3 of its own.
     assert _unpacked(files, TLS) == set(TLS)
     assert _unpacked(files, PYDANTIC_CORE) == set()
+    assert _unpacked(files, LAZY_DATA) == {"kubectl_waypoint/checks/"}  # the package of the hints skew prints
     assert not [name for name in files if name.endswith(".partial")]
 
 
@@ -376,6 +389,19 @@ def test_lazy_libraries_are_those_only_lazy_extension_modules_need():
                     "_hashlib": ("libcrypto.so", dynload + "_hashlib.cpython-311.so"),
                     "_uuid": ("libuuid.so", dynload + "_uuid.cpython-311.so"),
                     "pkg.sub.core": ("libgcc_s.so", "pkg/sub/core.cpython-311.so")}
+
+
+def test_data_files_go_with_the_nearest_package_that_holds_them_and_metadata_with_its_reader():
+    packages = {"app", "app.sim", "certifi"}
+    datas = [("app/support.yaml", "/s/support.yaml", "DATA"), ("app/sim/scenarios/a.yaml", "/s/a.yaml", "DATA"),
+             ("app/sim/scenarios/b.yaml", "/s/b.yaml", "DATA"), ("certifi/cacert.pem", "/s/cacert.pem", "DATA"),
+             ("click-8.5.1.dist-info/METADATA", "/s/METADATA", "DATA"), ("base_library.zip", "/s/base.zip", "DATA"),
+             ("notapackage/file.txt", "/s/file.txt", "DATA"), ("app/sim/link.so", "/s/target.so", "SYMLINK")]
+    eager, lazy_entries, plan = lazy.split_data(datas, packages)
+    assert {dest for dest, _source, _kind in eager} == {"base_library.zip", "notapackage/file.txt", "app/sim/link.so"}
+    assert sorted(lazy_entries) == sorted(set(datas) - set(eager))
+    assert plan == {"app": ("app/support.yaml",), "app.sim": ("app/sim/scenarios/a.yaml", "app/sim/scenarios/b.yaml"),
+                    "certifi": ("certifi/cacert.pem",), "importlib.metadata": ("click-8.5.1.dist-info/METADATA",)}
 
 
 def test_the_run_time_hook_writes_a_modules_libraries_from_the_archive_at_the_end_of_the_file(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ demo's scenarios, certifi's CA bundle and distribution metadata that most runs n
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from typing import Callable, Iterable
@@ -107,11 +108,23 @@ def split_data(datas: Iterable[Entry], packages: Iterable[str]) -> tuple[list[En
     return eager, lazy_entries, plan
 
 
-def write_hook(path: str, plan: dict[str, tuple[str, ...]]) -> str:
-    """The run-time hook: the template with the plan appended (sorted, so two builds are identical)."""
+def cache_key(entries: Iterable[tuple[str, str]]) -> str:
+    """The name of the folder the libraries `entries` ((name in the archive, file)) are kept in
+    between runs: from their names and contents, so that another build's are kept apart."""
+    digest = hashlib.sha256()
+    for dest, source in sorted(entries):
+        with open(source, "rb") as stream:
+            digest.update(f"{dest}\0{hashlib.sha256(stream.read()).hexdigest()}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def write_hook(path: str, plan: dict[str, tuple[str, ...]], kept: Iterable[str] = (), key: str | None = None) -> str:
+    """The run-time hook: the template with the plan appended (sorted, so two builds are identical);
+    the entries `kept` are kept between runs in the user's cache folder named `key`."""
     with open(HOOK_TEMPLATE, encoding="utf-8") as stream:
         source = stream.read()
     lines = "".join(f"    {name!r}: {entries!r},\n" for name, entries in sorted(plan.items()))
     with open(path, "w", encoding="utf-8") as stream:
-        stream.write(f"{source}\n_waypoint_lazy_unpack({{\n{lines}}})\ndel _waypoint_lazy_unpack\n")
+        stream.write(f"{source}\n_waypoint_lazy_unpack({{\n{lines}}}, frozenset({sorted(kept)!r}), {key!r})\n"
+                     "del _waypoint_lazy_unpack\n")
     return path

@@ -60,9 +60,10 @@ def run_cli(capsys, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
-    """No test may read the developer's ~/.kube/config or KUBECONFIG."""
+    """No test may read the developer's ~/.kube/config or KUBECONFIG, or write into their caches."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)

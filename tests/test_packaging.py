@@ -254,8 +254,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
-    """(stdout, stderr, the files in the bootloader's _MEIxxxxxx folder when the program ended).
+def run_keeping_meipass(argv, folder, env=None, links=None) -> tuple[str, str, set[str]]:
+    """(stdout, stderr, the files in the bootloader's _MEIxxxxxx folder when the program ended);
+    `links`, a dict, gets those that are symbolic links, with their targets.
 
     The one-file bootloader unpacks into a fresh folder under TMPDIR, runs Python in a child
     process and deletes the folder when the child has ended. To see what a run left there, the
@@ -292,6 +293,8 @@ def run_keeping_meipass(argv, folder, env=None) -> tuple[str, str, set[str]]:
     meipass = list(tmpdir.glob("_MEI*"))
     assert len(meipass) == 1, meipass
     files = {str(path.relative_to(meipass[0])) for path in meipass[0].rglob("*") if not path.is_dir()}
+    if links is not None:
+        links.update({name: os.readlink(meipass[0] / name) for name in files if (meipass[0] / name).is_symlink()})
     return output[filled:].decode(), (folder / "stderr").read_text(), files
 
 
@@ -340,6 +343,26 @@ def test_talking_to_a_cluster_unpacks_tls_on_first_import(built, bookinfo, tmp_p
     assert _unpacked(files, PYDANTIC_CORE) == set()
     assert _unpacked(files, LAZY_DATA) == {"kubectl_waypoint/checks/"}  # the package of the hints skew prints
     assert not [name for name in files if name.endswith(".partial")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
+def test_later_starts_link_the_libraries_kept_by_the_first(built, bookinfo, tmp_path):
+    home = tmp_path / "home"
+    seen = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        links: dict[str, str] = {}
+        stdout, stderr, files = run_keeping_meipass([built[0], "skew", "--kubeconfig", bookinfo.kubeconfig],
+                                                    tmp_path / run, env={"HOME": str(home)}, links=links)
+        assert "result: pass" in stdout, stderr
+        seen.append(links)
+    kept = home / ".cache" / "kubectl-waypoint" / "libraries"
+    (folder,) = kept.iterdir()  # one build, one folder
+    for links in seen:
+        tls = {name: target for name, target in links.items() if name.startswith(TLS)}
+        assert set(_unpacked(tls, TLS)) == set(TLS)
+        assert all(target == str(folder / name) for name, target in tls.items())
+    assert not [name for name in seen[1] if name.startswith(LAZY_DATA)]  # data is written, not kept
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="follows the bootloader's child through /proc")
@@ -404,44 +427,131 @@ def test_data_files_go_with_the_nearest_package_that_holds_them_and_metadata_wit
                     "certifi": ("certifi/cacert.pem",), "importlib.metadata": ("click-8.5.1.dist-info/METADATA",)}
 
 
-def test_the_run_time_hook_writes_a_modules_libraries_from_the_archive_at_the_end_of_the_file(tmp_path, monkeypatch):
-    """The hook's reader against PyInstaller's own CArchiveWriter: an archive after a stand-in
-    bootloader and before 100 KB of trailing bytes (a macOS code signature), compressed and stored."""
+HOOK_CONTENTS = {"libshared.so.1": os.urandom(70000), "pkg/_native.cpython-311.so": b"extension " * 20000,
+                 "python3.11/lib-dynload/_other.cpython-311.so": os.urandom(1000), "pkg/data/table.yaml": b"a: 1\n"}
+HOOK_PLAN = {"pkg._native": ("libshared.so.1", "pkg/_native.cpython-311.so"),
+             "_other": ("libshared.so.1", "python3.11/lib-dynload/_other.cpython-311.so"),
+             "pkg": ("pkg/data/table.yaml",), "_missing": ("libabsent.so",)}
+KEPT = ("libshared.so.1", "pkg/_native.cpython-311.so", "python3.11/lib-dynload/_other.cpython-311.so")
+
+
+def stand_in_executable(folder) -> str:
+    """HOOK_CONTENTS in PyInstaller's own CArchiveWriter's archive, after a stand-in bootloader and
+    before 100 KB of trailing bytes (a macOS code signature), compressed and stored."""
     from PyInstaller.archive.writers import CArchiveWriter
 
-    contents = {"libshared.so.1": os.urandom(70000), "pkg/_native.cpython-311.so": b"extension " * 20000,
-                "python3.11/lib-dynload/_other.cpython-311.so": os.urandom(1000)}
-    for name, data in contents.items():
-        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "src" / name).write_bytes(data)
-    CArchiveWriter(str(tmp_path / "pkg"), [(name, str(tmp_path / "src" / name), name.startswith("pkg/"), "a")
-                                           for name in contents], pylib_name="libpython3.11.so.1.0")
-    executable = tmp_path / "kubectl-waypoint"
-    executable.write_bytes(b"\x7fELF stand-in" * 1000 + (tmp_path / "pkg").read_bytes() + os.urandom(100000))
-    plan = {"pkg._native": ("libshared.so.1", "pkg/_native.cpython-311.so"),
-            "_other": ("libshared.so.1", "python3.11/lib-dynload/_other.cpython-311.so"),
-            "_missing": ("libabsent.so",)}
-    hook = lazy.write_hook(str(tmp_path / "hook.py"), plan)
-    meipass = tmp_path / "_MEI123"
+    for name, data in HOOK_CONTENTS.items():
+        (folder / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "src" / name).write_bytes(data)
+    CArchiveWriter(str(folder / "pkg"), [(name, str(folder / "src" / name), name.startswith("pkg/"), "a")
+                                         for name in HOOK_CONTENTS], pylib_name="libpython3.11.so.1.0")
+    executable = folder / "kubectl-waypoint"
+    executable.write_bytes(b"\x7fELF stand-in" * 1000 + (folder / "pkg").read_bytes() + os.urandom(100000))
+    return str(executable)
+
+
+def start_hook(folder, monkeypatch, executable, kept=(), key=None, run="1"):
+    """Run the hook as a fresh start of the executable would: a new _MEIPASS; its finder and that folder."""
+    hook = lazy.write_hook(str(folder / f"hook{run}.py"), HOOK_PLAN, kept, key)
+    meipass = folder / f"_MEI{run}"
     meipass.mkdir()
-    monkeypatch.setattr(sys, "executable", str(executable))
+    monkeypatch.setattr(sys, "executable", executable)
     monkeypatch.setattr(sys, "_MEIPASS", str(meipass), raising=False)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     exec(compile(open(hook).read(), hook, "exec"), {"__name__": "__main__"})
-    finder = sys.meta_path[0]
+    return sys.meta_path[0], meipass
+
+
+def test_the_run_time_hook_writes_a_modules_libraries_from_the_archive_at_the_end_of_the_file(tmp_path, monkeypatch):
+    finder, meipass = start_hook(tmp_path, monkeypatch, stand_in_executable(tmp_path))
 
     assert finder.find_spec("json") is None and list(meipass.iterdir()) == []  # not in the plan: nothing written
     assert finder.find_spec("pkg._native") is None  # the path finder loads what was written
     written = {str(p.relative_to(meipass)) for p in meipass.rglob("*") if p.is_file()}
     assert written == {"libshared.so.1", "pkg/_native.cpython-311.so"}
-    assert all((meipass / name).read_bytes() == contents[name] for name in written)
+    assert all((meipass / name).read_bytes() == HOOK_CONTENTS[name] for name in written)
     shared = (meipass / "libshared.so.1").stat().st_ino
     finder.find_spec("_other")
     assert (meipass / "libshared.so.1").stat().st_ino == shared  # written once, not replaced under a loaded library
-    assert (meipass / "python3.11/lib-dynload/_other.cpython-311.so").read_bytes() == contents[
+    assert (meipass / "python3.11/lib-dynload/_other.cpython-311.so").read_bytes() == HOOK_CONTENTS[
         "python3.11/lib-dynload/_other.cpython-311.so"]
     with pytest.raises(ImportError, match="cannot unpack libabsent.so from .* into "):
         finder.find_spec("_missing")
+
+
+def _kept_copies(home) -> dict[str, bytes]:
+    root = home / ".cache" / "kubectl-waypoint" / "libraries"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_libraries_are_kept_in_the_users_cache_once_and_linked_by_every_start(tmp_path, monkeypatch):
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for run in ("1", "2"):
+        finder, meipass = start_hook(tmp_path, monkeypatch, executable, KEPT, "key1", run)
+        finder.find_spec("pkg._native"), finder.find_spec("pkg")
+        for name in ("libshared.so.1", "pkg/_native.cpython-311.so"):
+            link = meipass / name
+            assert link.is_symlink() and os.readlink(link) == str(
+                home / ".cache/kubectl-waypoint/libraries/key1" / name)
+            assert link.read_bytes() == HOOK_CONTENTS[name]
+        data = meipass / "pkg/data/table.yaml"
+        assert not data.is_symlink() and data.read_bytes() == HOOK_CONTENTS["pkg/data/table.yaml"]  # not kept
+        if run == "1":
+            first = {name: os.stat(home / ".cache/kubectl-waypoint/libraries/key1" / name).st_ino
+                     for name in ("libshared.so.1", "pkg/_native.cpython-311.so")}
+    assert {name: os.stat(home / ".cache/kubectl-waypoint/libraries/key1" / name).st_ino
+            for name in first} == first  # the second start wrote nothing
+    assert _kept_copies(home) == {f"key1/{name}": HOOK_CONTENTS[name]
+                                  for name in ("libshared.so.1", "pkg/_native.cpython-311.so")}
+    for folder in (home / ".cache/kubectl-waypoint", home / ".cache/kubectl-waypoint/libraries",
+                   home / ".cache/kubectl-waypoint/libraries/key1/pkg"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_a_kept_copy_of_the_wrong_size_is_written_again(tmp_path, monkeypatch):
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    start_hook(tmp_path, monkeypatch, executable, KEPT, "key1", "1")[0].find_spec("_other")
+    copy = home / ".cache/kubectl-waypoint/libraries/key1/libshared.so.1"
+    copy.write_bytes(HOOK_CONTENTS["libshared.so.1"][:100])  # cut short: a disk that filled up, say
+    finder, meipass = start_hook(tmp_path, monkeypatch, executable, KEPT, "key1", "2")
+    finder.find_spec("_other")
+    assert (meipass / "libshared.so.1").read_bytes() == HOOK_CONTENTS["libshared.so.1"]
+
+
+@pytest.mark.parametrize("spoil", ["writable by others", "not a folder"])
+def test_without_a_private_cache_folder_libraries_are_written_into_meipass(tmp_path, monkeypatch, spoil):
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    (home / ".cache").mkdir(parents=True)
+    if spoil == "writable by others":
+        (home / ".cache" / "kubectl-waypoint").mkdir(mode=0o700)
+        os.chmod(home / ".cache" / "kubectl-waypoint", 0o777)  # anyone could swap the libraries
+    else:
+        (home / ".cache" / "kubectl-waypoint").write_text("")
+    finder, meipass = start_hook(tmp_path, monkeypatch, executable, KEPT, "key1")
+    finder.find_spec("pkg._native")
+    for name in ("libshared.so.1", "pkg/_native.cpython-311.so"):
+        assert not (meipass / name).is_symlink() and (meipass / name).read_bytes() == HOOK_CONTENTS[name]
+    assert not (home / ".cache" / "kubectl-waypoint" / "libraries").exists()
+
+
+def test_a_new_builds_first_start_removes_folders_no_start_used_for_30_days(tmp_path, monkeypatch):
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    root = home / ".cache/kubectl-waypoint/libraries"
+    for name, age_days in (("old", 31), ("recent", 29)):
+        (root / name / "sub").mkdir(parents=True, mode=0o700)
+        (root / name / "sub" / "libold.so").write_bytes(b"old")
+        moment = time.time() - age_days * 86400
+        os.utime(root / name, (moment, moment))
+    os.chmod(home / ".cache/kubectl-waypoint", 0o700), os.chmod(root, 0o700)
+    start_hook(tmp_path, monkeypatch, executable, KEPT, "new", "1")[0].find_spec("_other")
+    assert sorted(os.listdir(root)) == ["new", "recent"]
+    # Used again: its folder counts as used now, whatever another build's start removes.
+    start_hook(tmp_path, monkeypatch, executable, KEPT, "recent", "2")[0].find_spec("_other")
+    assert time.time() - (root / "recent").stat().st_mtime < 3600
 
 
 # -- the release archive ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Where users wait, side by side with kubectl on the same simulated cluster: ratios, not absolute times.
 
-Usage: python benchmarks/kubectl_ratio.py [--runs 11] [--executable build/dist/kubectl-waypoint]
+Usage: python benchmarks/kubectl_ratio.py [--runs 11] [--executable build/dist/kubectl-waypoint | --this-install]
 
 Each pair runs alternately (A B A B ...) as fresh processes after one warm-up each, and the median
-of the per-pair ratios A/B is printed with both medians. The plugin is this environment's source
-install, or the single executable given with --executable (then it is also what kubectl runs as
-`kubectl waypoint`, through a PATH that holds it first). kubectl is the real binary: where PATH's
+of the per-pair ratios A/B is printed with both medians. The plugin is this checkout installed from
+a wheel, as `pip install .` installs it for a user, into a scratch environment (--this-install
+measures this environment's own, e.g. a developer's editable install, which pays setuptools' import
+hook at every start); or the single executable given with --executable (then it is also what
+kubectl runs as `kubectl waypoint`, through a PATH that holds it first). kubectl is the real binary: where PATH's
 `kubectl` is the Google Cloud SDK dispatcher, the versioned kubectl beside it (the dispatcher adds
 its own start-up and a request). Targets are issue 14's:
 
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from measure import kubectl_path, plugin_path
+from measure import kubectl_path, plugin_path, wheel_install
 
 from kubectl_waypoint.sim import SimCluster
 
@@ -51,11 +53,17 @@ def pair(a: list[list[str]], b: list[list[str]], env: dict, runs: int) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
-    parser.add_argument("--executable", help="the single executable to measure instead of the source install")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--executable", help="the single executable to measure instead of the source install")
+    choice.add_argument("--this-install", action="store_true",
+                        help="measure this environment's kubectl-waypoint, not a wheel of the checkout")
     args = parser.parse_args()
     kubectl = kubectl_path()
     with tempfile.TemporaryDirectory() as folder, SimCluster("bookinfo") as sim:
-        plugin = os.path.abspath(args.executable) if args.executable else plugin_path()
+        if args.executable:
+            plugin = os.path.abspath(args.executable)
+        else:
+            plugin = plugin_path() if args.this_install else wheel_install(os.path.join(folder, "wheel"))
         bin_dir = os.path.join(folder, "bin")
         os.mkdir(bin_dir)
         for name in ("kubectl-waypoint", "kubectl_complete-waypoint"):  # what `kubectl waypoint` finds on PATH

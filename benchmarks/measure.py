@@ -19,6 +19,35 @@ def plugin_path() -> str:
     return found
 
 
+def wheel_install(folder: str) -> str:
+    """kubectl-waypoint installed from a wheel of this checkout, as `pip install .` installs it for a
+    user, into a fresh virtual environment in `folder` that borrows this one's dependencies.
+
+    An editable install (`pip install -e .`) is a developer's: setuptools' import hook behind it
+    costs every start about 10 ms (it imports pathlib), which a user's install never pays.
+    """
+    import sysconfig
+
+    repo, source = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.join(folder, "source")
+    # Built from a copy: pip builds in the tree and would leave build/lib behind (tests/test_wheel.py too).
+    shutil.copytree(os.path.join(repo, "kubectl_waypoint"), os.path.join(source, "kubectl_waypoint"),
+                    ignore=shutil.ignore_patterns("__pycache__", "_build.py"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(repo, name), source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", folder, source], check=True,
+                   stdout=subprocess.DEVNULL)
+    (wheel,) = glob.glob(os.path.join(folder, "kubectl_waypoint-*.whl"))
+    venv = os.path.join(folder, "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    python = os.path.join(venv, "bin", "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], check=True)
+    site_packages = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(site_packages, "borrowed-dependencies.pth"), "w") as stream:
+        stream.write(sysconfig.get_paths()["purelib"] + "\n")  # a path only: its .pth files are not run
+    return os.path.join(venv, "bin", "kubectl-waypoint")
+
+
 def kubectl_path() -> str:
     """kubectl itself: where PATH's is the Google Cloud SDK dispatcher (it prints `-dispatcher`), the
     versioned kubectl beside it, since the dispatcher adds its own start-up and a `GET /version`."""

@@ -16,7 +16,8 @@
 # a folder named after the content of this build's libraries, and linked into sys._MEIPASS by each
 # run that imports them (writing libcrypto and the rest anew cost every run that talks to a cluster
 # about 8 ms). A folder another user could write to is never used; where none can be had (no home,
-# a read-only one, Windows and its privileged symbolic links), they are written into sys._MEIPASS.
+# a read-only or noexec one, Windows and its privileged symbolic links), they are written into
+# sys._MEIPASS.
 #
 # It runs before any other run-time hook and uses only modules PyInstaller's bootstrap has
 # already loaded (os, struct and zlib read the archive's PYZ): importing anything else here could
@@ -113,6 +114,8 @@ def _waypoint_lazy_unpack(plan, kept, key):
                 make_folders(path)
                 if not private(path):
                     return None
+            if os.statvfs(folder).f_flag & getattr(os, "ST_NOEXEC", 0):
+                return None  # a home mounted noexec: no library there could be loaded
             os.utime(folder)  # used now: not removed as unused (remove_unused)
         except OSError:
             return None

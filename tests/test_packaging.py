@@ -537,6 +537,23 @@ def test_without_a_private_cache_folder_libraries_are_written_into_meipass(tmp_p
     assert not (home / ".cache" / "kubectl-waypoint" / "libraries").exists()
 
 
+def test_a_cache_on_a_noexec_mount_is_not_used(tmp_path, monkeypatch):
+    """A noexec mount cannot be made here: os.statvfs is stood in for, and says what one would."""
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    real_statvfs = os.statvfs
+
+    def statvfs(path):
+        result = real_statvfs(path)
+        return os.statvfs_result((*result[:8], result.f_flag | os.ST_NOEXEC, *result[9:]))
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    finder, meipass = start_hook(tmp_path, monkeypatch, executable, KEPT, "key1")
+    finder.find_spec("pkg._native")
+    assert not (meipass / "libshared.so.1").is_symlink()
+    assert (meipass / "libshared.so.1").read_bytes() == HOOK_CONTENTS["libshared.so.1"]
+
+
 def test_a_new_builds_first_start_removes_folders_no_start_used_for_30_days(tmp_path, monkeypatch):
     executable, home = stand_in_executable(tmp_path), tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))

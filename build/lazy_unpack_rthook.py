@@ -82,9 +82,13 @@ def _waypoint_lazy_unpack(plan, kept, key):
         make_folders(os.path.dirname(path))
         partial = f"{path}.{os.getpid()}.partial"
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o700)
-        with open(descriptor, "wb") as stream:
-            stream.write(data)
-        os.replace(partial, path)
+        try:
+            with open(descriptor, "wb") as stream:
+                stream.write(data)
+            os.replace(partial, path)
+        except OSError:
+            os.unlink(partial)  # a full disk leaves nothing behind in the cache
+            raise
 
     def private(path, sticky_is_enough=False):
         """Whether no other user can replace what is under `path` (root aside)."""

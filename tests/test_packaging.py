@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -535,6 +536,26 @@ def test_without_a_private_cache_folder_libraries_are_written_into_meipass(tmp_p
     for name in ("libshared.so.1", "pkg/_native.cpython-311.so"):
         assert not (meipass / name).is_symlink() and (meipass / name).read_bytes() == HOOK_CONTENTS[name]
     assert not (home / ".cache" / "kubectl-waypoint" / "libraries").exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="RLIMIT_FSIZE is POSIX")
+def test_a_full_disk_leaves_no_partial_copy_behind(tmp_path, monkeypatch):
+    """A file-size limit makes every write of libshared.so.1 (70 kB) fail, as a full disk would."""
+    import resource
+
+    executable, home = stand_in_executable(tmp_path), tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    finder, meipass = start_hook(tmp_path, monkeypatch, executable, KEPT, "key1")
+    limits, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50000, limits[1]))
+    try:
+        with pytest.raises(ImportError, match="cannot unpack libshared.so.1"):
+            finder.find_spec("_other")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    leftovers = [p for folder in (home, meipass) for p in folder.rglob("*") if p.name.endswith(".partial")]
+    assert leftovers == []
 
 
 def test_a_cache_on_a_noexec_mount_is_not_used(tmp_path, monkeypatch):

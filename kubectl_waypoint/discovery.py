@@ -241,27 +241,43 @@ def pod_version(pod: PodRecord, container: str) -> tuple[IstioVersion | None, st
 
 
 def fetch_inventory(cluster: "Cluster", namespace: str | None = None) -> MeshInventory:
-    """Every control plane, and every data-plane workload (in `namespace`, or all when None)."""
-    sail = fetch_sail(cluster)
-    service_revisions, tag_services = fetch_istiod_services(cluster)
-    tags = revision_tags(fetch_tag_webhooks(cluster), tag_services)
-    control_planes = fetch_control_planes(cluster, sail)
+    """Every control plane, and every data-plane workload (in `namespace`, or all when None).
+
+    The first request goes alone (it connects, and runs a credential plugin if there is one);
+    the reads after it depend on none another, and are made together (Cluster.together).
+    """
+    cluster.has_api(r.SAIL_ISTIOS)
+    sail, services, webhooks, control_plane_objects, (gateway_api, gateways), *pods_of_kinds = (
+        cluster.together([
+            lambda: fetch_sail(cluster),
+            lambda: fetch_istiod_services(cluster),
+            lambda: fetch_tag_webhooks(cluster),
+            lambda: read_control_planes(cluster),
+            lambda: fetch_waypoint_gateways(cluster, namespace),
+            *(lambda kind=kind: cluster.list(r.PODS, namespace, label_selector=kind.selector,
+                                             transform=lambda pod, c=kind.containers: reduce_pod(pod, c))
+              for kind in DATA_PLANE_KINDS),
+        ]))
+    service_revisions, tag_services = services
+    tags = revision_tags(webhooks, tag_services)
+    control_planes = control_planes_from(*control_plane_objects, sail)
     for cp in control_planes:
         cp.tags = sorted(tag for tag, rev in tags.items() if rev == cp.revision)
-    gateway_api = cluster.has_api(r.GATEWAYS)
-    gateways = []
-    if gateway_api:
-        classes = fetch_waypoint_classes(cluster)
-        gateways = [g for g in cluster.list(r.GATEWAYS, namespace, transform=_reduce_gateway)
-                    if g["className"] in classes]
     data_plane: list[DataPlaneWorkload] = []
-    for kind in DATA_PLANE_KINDS:
-        pods = cluster.list(r.PODS, namespace, label_selector=kind.selector,
-                            transform=lambda pod, c=kind.containers: reduce_pod(pod, c))
+    for kind, pods in zip(DATA_PLANE_KINDS, pods_of_kinds):
         data_plane.extend(group_workloads(kind, pods, sail))
     data_plane.extend(_waypoints_without_pods(gateways, data_plane))
     _add_namespace_claims(cluster, data_plane)
     return MeshInventory(control_planes, tags, data_plane, sail, gateway_api, gateways, service_revisions)
+
+
+def fetch_waypoint_gateways(cluster: "Cluster", namespace: str | None) -> tuple[bool, list[dict]]:
+    """(whether the Gateway API is served, the Gateways of a waypoint class)."""
+    if not cluster.has_api(r.GATEWAYS):
+        return False, []
+    classes = fetch_waypoint_classes(cluster)
+    gateways = cluster.list(r.GATEWAYS, namespace, transform=_reduce_gateway)
+    return True, [gateway for gateway in gateways if gateway["className"] in classes]
 
 
 def fetch_waypoint_classes(cluster: "Cluster") -> frozenset[str]:
@@ -347,11 +363,16 @@ def fetch_istiod_services(cluster: "Cluster") -> tuple[dict[tuple[str, str], str
     return revisions, tag_labels
 
 
-def fetch_control_planes(cluster: "Cluster", sail: SailResources) -> list[ControlPlane]:
-    """Every istiod Deployment in any namespace, with its revision and version."""
+def read_control_planes(cluster: "Cluster") -> tuple[list[dict], list[PodRecord]]:
+    """istiod's Deployments and pods, in every namespace."""
     deployments = cluster.list(r.DEPLOYMENTS, label_selector=ISTIOD_SELECTOR)
     pods = cluster.list(r.PODS, label_selector=ISTIOD_SELECTOR,
                         transform=lambda pod: reduce_pod(pod, ISTIOD_CONTAINER))
+    return deployments, pods
+
+
+def control_planes_from(deployments: list[dict], pods: list[PodRecord], sail: SailResources) -> list[ControlPlane]:
+    """Every istiod Deployment, with its revision and version."""
     sail_versions = {
         _field(rev, "metadata").get("name"): _text(_field(rev, "spec").get("version"))
         for rev in sail.revisions

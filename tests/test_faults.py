@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import socket
 import time
+from collections import Counter
 
 import pytest
 
@@ -16,6 +17,7 @@ from kubectl_waypoint.sim import Scenario, SimCluster, generate_large_scenario
 from kubectl_waypoint.sim.certs import make_tls_files
 
 PODS = "/api/v1/pods"
+DEPLOYMENTS = "/apis/apps/v1/deployments"  # one read of skew's (istiod's), where PODS has four made together
 STATIC = ("--skip", "routing,authorization")
 
 
@@ -82,21 +84,46 @@ def test_429_retry_after_is_honoured_in_real_time(run_cli, cluster):
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_transient_server_error_is_retried_with_backoff(run_cli, cluster, sleeps, status):
     sim, kubeconfig = cluster()
-    sim.add_fault(path=f"^{PODS}$", status=status, times=2)
+    sim.add_fault(path=f"^{DEPLOYMENTS}$", status=status, times=2)
     assert run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").json["result"] == "pass"
-    assert statuses_of(sim)[:3] == [status, status, 200]
+    assert statuses_of(sim, DEPLOYMENTS) == [status, status, 200]
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] / 2  # backoff with jitter: 0.1-0.2s, then 0.2-0.4s
 
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_server_that_keeps_failing_gives_up_after_bounded_retries(run_cli, cluster, sleeps, status):
     sim, kubeconfig = cluster()
-    sim.add_fault(path=f"^{PODS}$", status=status)
+    sim.add_fault(path=f"^{DEPLOYMENTS}$", status=status)
     result, elapsed = timed(run_cli, "skew", "--kubeconfig", kubeconfig, expect=3)
     line = one_line_error(result.stderr)
-    assert f"kept failing ({status}" in line and PODS in line and "try again later" in line
-    assert len(statuses_of(sim)) == kube_client.MAX_ATTEMPTS and len(sleeps) == kube_client.MAX_ATTEMPTS - 1
+    assert f"kept failing ({status}" in line and DEPLOYMENTS in line and "try again later" in line
+    assert len(statuses_of(sim, DEPLOYMENTS)) == kube_client.MAX_ATTEMPTS
+    assert len(sleeps) == kube_client.MAX_ATTEMPTS - 1
     assert sum(sleeps) < 5 and elapsed < 5
+
+
+def test_reads_made_together_each_retry_and_together_give_up(run_cli, cluster, sleeps):
+    """skew's four pod lists go out together: each is retried on its own, none beyond the bound."""
+    sim, kubeconfig = cluster()
+    sim.add_fault(path=f"^{PODS}$", status=503)
+    result = run_cli("skew", "--kubeconfig", kubeconfig, expect=3)
+    assert "kept failing (503" in one_line_error(result.stderr)
+    per_read = Counter(request.query.get("labelSelector", "") for request in sim.requests if request.path == PODS)
+    assert len(per_read) == 4 and max(per_read.values()) == kube_client.MAX_ATTEMPTS
+    assert all(count <= kube_client.MAX_ATTEMPTS for count in per_read.values())
+
+
+def test_once_one_read_gives_up_the_others_retry_no_more_and_the_first_reads_error_is_told(run_cli, cluster):
+    """Made one after another, the Services read would fail first: its error is the one told,
+    although the webhooks read (refused at once) failed before it in time. The Services read,
+    waiting out its Retry-After when the webhooks read gave up, asks no more."""
+    sim, kubeconfig = cluster()
+    sim.add_fault(path="^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations$", status=400)
+    sim.add_fault(path="^/api/v1/services$", status=503, retry_after=1)
+    result = run_cli("skew", "--kubeconfig", kubeconfig, expect=3)
+    line = one_line_error(result.stderr)
+    assert "kept failing (503" in line and "/api/v1/services" in line, line
+    assert statuses_of(sim, "/api/v1/services") == [503]
 
 
 def test_verify_ends_with_exit_3_when_the_server_keeps_failing(run_cli, cluster, sleeps):

@@ -276,3 +276,15 @@ def test_malformed_request_timeout_is_a_usage_error(run_cli, cluster):
 def test_plain_http_listener(run_cli, cluster):
     _, kubeconfig = cluster("bookinfo", tls=False, anonymous=True)
     assert run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").json["result"] == "pass"
+
+
+def test_the_reads_after_the_first_go_out_together(run_cli, cluster):
+    """On a real cluster every request waits a round trip and the server (here 0.2 s each): the
+    reads that depend on none another are made at once, over as many kept-alive connections."""
+    sim, kubeconfig = cluster()
+    sim.add_fault(method=None, path=".*", status=None, delay=0.2)
+    doc = run_cli("skew", "--kubeconfig", kubeconfig, "-o", "json").json
+    assert doc["result"] == "pass"
+    first, *rest = sim.requests
+    assert first.path == "/apis/sailoperator.io/v1"  # alone: it connects (and runs a credential plugin)
+    assert len({request.peer for request in rest}) >= 4  # one connection would serve them one by one

@@ -247,13 +247,13 @@ def fetch_inventory(cluster: "Cluster", namespace: str | None = None) -> MeshInv
     the reads after it depend on none another, and are made together (Cluster.together).
     """
     cluster.has_api(r.SAIL_ISTIOS)
-    sail, services, webhooks, control_plane_objects, (gateway_api, gateways), *pods_of_kinds = (
-        cluster.together([
+    sail, (gateway_api, gateways), control_plane_objects, services, webhooks, *pods_of_kinds = (
+        cluster.together([  # the longest chains first: Sail's (none if not installed), then 3, 2, 1 requests
             lambda: fetch_sail(cluster),
+            lambda: fetch_waypoint_gateways(cluster, namespace),
+            lambda: read_control_planes(cluster),
             lambda: fetch_istiod_services(cluster),
             lambda: fetch_tag_webhooks(cluster),
-            lambda: read_control_planes(cluster),
-            lambda: fetch_waypoint_gateways(cluster, namespace),
             *(lambda kind=kind: cluster.list(r.PODS, namespace, label_selector=kind.selector,
                                              transform=lambda pod, c=kind.containers: reduce_pod(pod, c))
               for kind in DATA_PLANE_KINDS),

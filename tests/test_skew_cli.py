@@ -287,4 +287,4 @@ def test_the_reads_after_the_first_go_out_together(run_cli, cluster):
     assert doc["result"] == "pass"
     first, *rest = sim.requests
     assert first.path == "/apis/sailoperator.io/v1"  # alone: it connects (and runs a credential plugin)
-    assert len({request.peer for request in rest}) >= 4  # one connection would serve them one by one
+    assert len({request.peer for request in rest}) >= 3  # one connection would serve them one by one

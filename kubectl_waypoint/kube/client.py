@@ -29,6 +29,7 @@ log = logs.getLogger(__name__)
 
 PAGE_SIZE = 500  # kubectl's --chunk-size default
 MAX_ATTEMPTS = 5  # for 429 and 5xx answers to reads
+TOGETHER_LANES = 4  # reads made at once (Cluster.together): skew's critical path is 3 requests
 MAX_RETRY_AFTER_S = 10.0
 LIST_RESTARTS = 2  # an expired continue token restarts the list this often at most
 WRONG_HOST = "certificate is not valid for this host"
@@ -113,37 +114,47 @@ class Cluster:
         given_up = getattr(self._together, "given_up", None)
         return given_up is None or not given_up.is_set()
 
-    def together(self, reads: list[Callable[[], object]]) -> list:
-        """Run independent reads at once, each on its own connection; their results in order.
+    def together(self, reads: list[Callable[[], object]], lanes: int = TOGETHER_LANES) -> list:
+        """Run independent reads at once, `lanes` at a time, in order; their results in order.
 
         On a real cluster each request waits a round trip and the server: made one after another,
         skew's eleven took 1.6x kubectl's three gets at 20 ms a request (benchmarks/kubectl_ratio.py),
-        together 1.0x. Errors stay those of the reads made one after another: when several fail,
-        the first read's error is raised; once one read gives up on the server, the others retry
-        no more.
+        together 1.0x. Each lane is a connection, and each new connection a TLS handshake, which
+        on a near cluster costs more than it saves: list the longest chains of reads first.
+        Errors stay those of the reads made one after another: when several fail, the first
+        read's error is raised; once one read gives up on the server, the others retry no more and
+        no further read starts.
         """
-        if len(reads) < 2:
+        if len(reads) < 2 or lanes < 2:
             return [read() for read in reads]
         given_up = threading.Event()
         results: list = [None] * len(reads)
         errors: list[BaseException | None] = [None] * len(reads)
+        upcoming = iter(range(len(reads)))
+        dispatch = threading.Lock()
 
-        def run(index: int) -> None:
+        def lane() -> None:
             self._together.given_up = given_up
             try:
-                results[index] = reads[index]()
-            except BaseException as exc:  # handed to the caller's thread below
-                errors[index] = exc
-                if isinstance(exc, ClusterUnavailable):
-                    given_up.set()
+                while not given_up.is_set():
+                    with dispatch:
+                        index = next(upcoming, None)
+                    if index is None:
+                        return
+                    try:
+                        results[index] = reads[index]()
+                    except BaseException as exc:  # handed to the caller's thread below
+                        errors[index] = exc
+                        if isinstance(exc, ClusterUnavailable):
+                            given_up.set()
             finally:
                 self._together.given_up = None
 
-        threads = [threading.Thread(target=run, args=(index,), name=f"read-{index}", daemon=True)
-                   for index in range(1, len(reads))]
+        threads = [threading.Thread(target=lane, name=f"reads-{number}", daemon=True)
+                   for number in range(1, min(lanes, len(reads)))]
         for thread in threads:
             thread.start()
-        run(0)
+        lane()
         for thread in threads:
             thread.join()
         for error in errors:

@@ -102,15 +102,16 @@ def test_a_server_that_keeps_failing_gives_up_after_bounded_retries(run_cli, clu
     assert sum(sleeps) < 5 and elapsed < 5
 
 
-def test_reads_made_together_each_retry_and_together_give_up(run_cli, cluster, sleeps):
-    """skew's four pod lists go out together: each is retried on its own, none beyond the bound."""
+def test_reads_made_together_each_stay_within_the_bound(run_cli, cluster, sleeps):
+    """skew's pod lists go out together: each is retried on its own, none beyond the bound; once
+    one gives up, the others retry no more and those not started never start."""
     sim, kubeconfig = cluster()
     sim.add_fault(path=f"^{PODS}$", status=503)
     result = run_cli("skew", "--kubeconfig", kubeconfig, expect=3)
     assert "kept failing (503" in one_line_error(result.stderr)
     per_read = Counter(request.query.get("labelSelector", "") for request in sim.requests if request.path == PODS)
-    assert len(per_read) == 4 and max(per_read.values()) == kube_client.MAX_ATTEMPTS
-    assert all(count <= kube_client.MAX_ATTEMPTS for count in per_read.values())
+    assert max(per_read.values()) == kube_client.MAX_ATTEMPTS, per_read
+    assert all(count <= kube_client.MAX_ATTEMPTS for count in per_read.values()), per_read
 
 
 def test_once_one_read_gives_up_the_others_retry_no_more_and_the_first_reads_error_is_told(run_cli, cluster):

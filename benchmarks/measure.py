@@ -34,8 +34,11 @@ def wheel_install(folder: str) -> str:
                     ignore=shutil.ignore_patterns("__pycache__", "_build.py"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(repo, name), source)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", folder, source], check=True,
-                   stdout=subprocess.DEVNULL)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", folder, source],
+                           stdout=subprocess.DEVNULL)
+    if built.returncode != 0:  # pip said why on stderr
+        sys.exit("could not build a wheel of the checkout (pip fetches setuptools to build it); "
+                 "measure this environment's install with --this-install")
     (wheel,) = glob.glob(os.path.join(folder, "kubectl_waypoint-*.whl"))
     venv = os.path.join(folder, "venv")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)

@@ -222,7 +222,7 @@ class Cluster:
                 self._sleep(delay)
                 if self._may_retry():
                     continue
-            raise self._status_error(status, data, path, resource, namespace, verb)
+            raise self._status_error(status, data, path, resource, namespace, verb, attempts=attempt)
 
     @staticmethod
     def _retry_delay(status: int, retry_after: str | None, attempt: int) -> float:
@@ -270,7 +270,7 @@ class Cluster:
         return ClusterUnavailable(f"cannot reach the API server {server}: {_first_line(text)}")
 
     def _status_error(self, status: int, data: bytes, path: str, resource: Resource | None,
-                      namespace: str | None, verb: str) -> WaypointError:
+                      namespace: str | None, verb: str, attempts: int = 1) -> WaypointError:
         message = _status_message(data)
         if status == 401:
             return ClusterUnavailable(
@@ -286,8 +286,9 @@ class Cluster:
                 return ResourceNotInstalled(resource)
             return NotFound(message or f"{resource.plural} not found")
         if status == 429 or status >= 500:
+            failed = f"kept failing {attempts} times" if attempts > 1 else "failed"
             return ClusterUnavailable(
-                f"the API server {self._describe_server()} kept failing ({status}: {message or 'no message'}) for {path}; "
+                f"the API server {self._describe_server()} {failed} ({status}: {message or 'no message'}) for {path}; "
                 "try again later"
             )
         return ClusterUnavailable(f"the API server refused {verb} {path} ({status}: {message or 'no message'})")

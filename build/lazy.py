@@ -93,7 +93,7 @@ def split_data(datas: Iterable[Entry], packages: Iterable[str]) -> tuple[list[En
     for entry in sorted(set(datas)):
         dest = entry[0].replace(os.sep, "/")
         folders = dest.split("/")[:-1]
-        if entry[2] != "DATA":  # a symbolic link, base_library.zip: the bootloader's to make
+        if entry[2] != "DATA":  # a symbolic link: the bootloader's to make
             owner = None
         elif folders and folders[0].endswith(".dist-info"):
             owner = METADATA_READER

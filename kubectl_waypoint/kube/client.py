@@ -109,6 +109,10 @@ class Cluster:
                                                      user_agent=f"kubectl-waypoint/{__version__}")
             return self._transport_instance
 
+    def _count_request(self) -> None:
+        with self._lock:  # reads made together, and probes' exec sessions, count at once
+            self.request_count += 1
+
     def _may_retry(self) -> bool:
         """No retry once a read made together with this one has given up: the run fails anyway."""
         given_up = getattr(self._together, "given_up", None)
@@ -188,8 +192,7 @@ class Cluster:
         attempt = 0
         while True:
             attempt += 1
-            with self._lock:
-                self.request_count += 1
+            self._count_request()
             headers = [("Accept", "application/json"), *transport.headers()]
             if payload is not None:
                 headers.append(("Content-Type", "application/json"))
@@ -356,7 +359,7 @@ class Cluster:
         """
         transport = self._transport()
         url = self.target.server.rstrip("/") + path + "?" + urlencode(query)
-        self.request_count += 1
+        self._count_request()
         try:
             response = transport.stream(url, [("Accept", "application/json"), *transport.headers()], read_timeout)
             if response.status >= 300:
@@ -404,7 +407,7 @@ class Cluster:
         log.debug("exec in %s/%s (%s): %s", namespace, pod, container or "default container", argv)
         refreshed = False
         while True:
-            self.request_count += 1
+            self._count_request()
             headers = transport.headers()
             try:
                 ws = _channels(transport.open_websocket(url, headers))
